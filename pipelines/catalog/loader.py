@@ -1,0 +1,241 @@
+"""Load and validate a KPI catalog directory.
+
+Every problem is collected (not just the first) and reported with file, line, key path and
+reason, so a user fixes a broken catalog in one pass.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator, FormatChecker
+
+from pipelines.catalog.schema import FILES, OPTIONAL_FILES
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int | None
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.path or '(top)'}: {self.reason}"
+
+
+class CatalogError(Exception):
+    """A catalog that cannot be used; ``problems`` lists every problem found."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass
+class Catalog:
+    directory: Path
+    name: str
+    as_of: dt.date | None
+    departments: dict[str, dict[str, Any]]
+    sources: dict[str, dict[str, Any]]
+    kpis: dict[str, dict[str, Any]]
+    milestones: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def kpis_of_source(self, source_id: str) -> list[str]:
+        return sorted(k for k, v in self.kpis.items() if v["source"] == source_id)
+
+
+def _path_str(parts) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _line_of(node: yaml.Node | None, parts) -> int | None:
+    """1-based line of the YAML node at a key path, or of its deepest existing parent."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in parts:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if k.value == part), None)
+            if nxt is None:
+                break
+            node = nxt
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    pass
+
+
+def _no_duplicate_keys(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
+
+
+def _load_file(path: Path, problems: list[Problem]) -> tuple[Any, yaml.Node | None]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        problems.append(Problem(path.name, None, "", "file is not UTF-8 text"))
+        return None, None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        # Dates stay strings: the schema checks their format, the loader converts them.
+        data = yaml.load(text, Loader=_StringDateLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        reason = getattr(exc, "problem", None) or str(exc)
+        problems.append(Problem(path.name, mark.line + 1 if mark else None, "", f"invalid YAML: {reason}"))
+        return None, None
+    return data, node
+
+
+class _StringDateLoader(_UniqueKeyLoader):
+    pass
+
+
+# Keep YAML timestamps as strings so `format: date` is checked by the schema.
+_StringDateLoader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:timestamp"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _date(value: str | None) -> dt.date | None:
+    return dt.date.fromisoformat(value) if value else None
+
+
+def load_catalog(directory: str | Path) -> Catalog:
+    """Load, validate and cross-check a catalog directory; raise CatalogError listing every problem."""
+    directory = Path(directory)
+    problems: list[Problem] = []
+    if not directory.is_dir():
+        raise CatalogError([Problem(str(directory), None, "", "catalog directory not found")])
+
+    docs: dict[str, tuple[Any, yaml.Node | None]] = {}
+    for name, schema in FILES.items():
+        path = directory / name
+        if not path.exists():
+            if name not in OPTIONAL_FILES:
+                problems.append(Problem(name, None, "", "required catalog file is missing"))
+            continue
+        data, node = _load_file(path, problems)
+        if data is None and node is None:
+            continue
+        if data is None:
+            data = {}
+        validator = Draft202012Validator(schema, format_checker=FormatChecker())
+        for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+            parts = list(err.absolute_path)
+            reason = err.message
+            if err.validator == "additionalProperties":
+                reason = f"unknown key: {err.message.split('(')[-1].rstrip(')')}"
+            elif err.validator == "format" and err.validator_value == "date":
+                reason = f"{err.instance!r} is not a date (YYYY-MM-DD)"
+            elif err.validator == "pattern":
+                reason = f"{err.instance!r} is not a valid identifier or name (pattern {err.validator_value})"
+            problems.append(Problem(name, _line_of(node, parts), _path_str(parts), reason))
+        docs[name] = (data, node)
+
+    if problems:
+        raise CatalogError(problems)
+
+    def items(file: str, key: str):
+        data, node = docs.get(file, ({}, None))
+        return [(i, item, node) for i, item in enumerate(data.get(key) or [])]
+
+    def add(file, node, parts, reason):
+        problems.append(Problem(file, _line_of(node, parts), _path_str(parts), reason))
+
+    def index(file: str, key: str) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for i, item, node in items(file, key):
+            if item["id"] in out:
+                add(file, node, [key, i, "id"], f"duplicate id {item['id']!r}")
+            out[item["id"]] = item
+        return out
+
+    departments = index("departments.yml", "departments")
+    sources = index("sources.yml", "sources")
+    kpis = index("kpis.yml", "kpis")
+    milestones = index("milestones.yml", "milestones")
+
+    for i, src, node in items("sources.yml", "sources"):
+        if src["department"] not in departments:
+            add("sources.yml", node, ["sources", i, "department"], f"unknown department {src['department']!r}")
+        kind = src["kind"]
+        if kind in ("csv", "excel") and "path" not in src:
+            add("sources.yml", node, ["sources", i], f"a {kind} source needs 'path' (a glob under the data directory)")
+        if kind == "sql":
+            if ("sqlite_path" in src) == ("url_env" in src):
+                add("sources.yml", node, ["sources", i], "a sql source needs exactly one of 'sqlite_path' or 'url_env'")
+            if "table" not in src:
+                add("sources.yml", node, ["sources", i], "a sql source needs 'table'")
+        for key in ("path", "sqlite_path"):
+            value = src.get(key)
+            if value and (value.startswith(("/", "\\")) or ".." in Path(value).parts):
+                add("sources.yml", node, ["sources", i, key], "must be a relative path inside the data directory")
+        cols = src["columns"]
+        if "value" not in cols and not ("numerator" in cols and "denominator" in cols):
+            add("sources.yml", node, ["sources", i, "columns"], "map 'value', or both 'numerator' and 'denominator'")
+
+    for i, kpi, node in items("kpis.yml", "kpis"):
+        base = ["kpis", i]
+        if kpi["department"] not in departments:
+            add("kpis.yml", node, base + ["department"], f"unknown department {kpi['department']!r}")
+        src = sources.get(kpi["source"])
+        if src is None:
+            add("kpis.yml", node, base + ["source"], f"unknown source {kpi['source']!r}")
+        else:
+            if src["department"] != kpi["department"]:
+                add("kpis.yml", node, base + ["source"], f"source {kpi['source']!r} belongs to department {src['department']!r}")
+            cols = src["columns"]
+            if kpi["aggregation"] == "ratio" and not ("numerator" in cols and "denominator" in cols):
+                add("kpis.yml", node, base + ["aggregation"], f"ratio KPI needs source {kpi['source']!r} to map 'numerator' and 'denominator'")
+            if kpi["aggregation"] != "ratio" and "value" not in cols:
+                add("kpis.yml", node, base + ["aggregation"], f"source {kpi['source']!r} maps no 'value' column for a {kpi['aggregation']} KPI")
+        if "scale" in kpi and kpi["aggregation"] != "ratio":
+            add("kpis.yml", node, base + ["scale"], "scale applies to ratio KPIs only")
+        baseline = _date(kpi["baseline"]["date"])
+        for j, tgt in enumerate(kpi["targets"]):
+            if _date(tgt["due"]) <= baseline:
+                add("kpis.yml", node, base + ["targets", j, "due"], f"target due {tgt['due']} is not after the baseline date {kpi['baseline']['date']}")
+
+    for i, ms, node in items("milestones.yml", "milestones"):
+        if ms["kpi"] not in kpis:
+            add("milestones.yml", node, ["milestones", i, "kpi"], f"unknown KPI {ms['kpi']!r}")
+
+    if problems:
+        raise CatalogError(problems)
+
+    settings = docs.get("kpiwatch.yml", ({}, None))[0] or {}
+    return Catalog(
+        directory=directory,
+        name=settings.get("name", directory.name),
+        as_of=_date(settings.get("as_of")),
+        departments=departments,
+        sources=sources,
+        kpis=kpis,
+        milestones=milestones,
+    )

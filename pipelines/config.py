@@ -1,0 +1,74 @@
+"""One place that turns the environment (and CLI flags) into kpiwatch settings.
+
+Nothing here runs at import time: callers ask for ``Settings.from_env()`` when they need it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
+DEFAULT_CATALOG = PROJECT_ROOT / "catalog"
+
+ENV = {
+    "catalog_dir": "KPIWATCH_CATALOG",
+    "data_dir": "KPIWATCH_DATA_DIR",
+    "warehouse": "KPIWATCH_WAREHOUSE",
+    "as_of": "KPIWATCH_AS_OF",
+    "alerts_file": "KPIWATCH_ALERTS_FILE",
+    "rules_file": "KPIWATCH_ALERT_RULES",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    catalog_dir: Path = DEFAULT_CATALOG
+    data_dir: Path = PROJECT_ROOT / "demo-data"
+    warehouse: Path = PROJECT_ROOT / "warehouse" / "kpiwatch.duckdb"
+    # Reporting date override; None = the catalog's `as_of`, else today.
+    as_of: dt.date | None = None
+    # JSONL file the default alert sink appends to; None = beside the warehouse.
+    alerts_file: Path | None = None
+    # Alert rules file; None = the rules shipped in the `alerts` package.
+    rules_file: Path | None = None
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Settings":
+        environ = os.environ if environ is None else environ
+        values = {}
+        for field_name, var in ENV.items():
+            raw = environ.get(var)
+            if raw:
+                values[field_name] = dt.date.fromisoformat(raw) if field_name == "as_of" else Path(raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def resolved(self) -> "Settings":
+        return replace(
+            self,
+            catalog_dir=Path(self.catalog_dir).resolve(),
+            data_dir=Path(self.data_dir).resolve(),
+            warehouse=Path(self.warehouse).resolve(),
+        )
+
+    @property
+    def alerts_path(self) -> Path:
+        return Path(self.alerts_file) if self.alerts_file else Path(self.warehouse).parent / "alerts.jsonl"
+
+    def export(self) -> dict[str, str]:
+        """Environment variables that carry these settings to subprocesses (dbt) and Dagster."""
+        env = {
+            ENV["catalog_dir"]: str(self.catalog_dir),
+            ENV["data_dir"]: str(self.data_dir),
+            ENV["warehouse"]: str(self.warehouse),
+            ENV["alerts_file"]: str(self.alerts_path),
+        }
+        if self.as_of:
+            env[ENV["as_of"]] = self.as_of.isoformat()
+        if self.rules_file:
+            env[ENV["rules_file"]] = str(self.rules_file)
+        return env

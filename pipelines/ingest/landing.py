@@ -1,0 +1,206 @@
+"""Land a source's new batches: parse, validate (GX), then append accepted rows to
+raw.observations and rejected rows to raw.quarantine, each with a named reason.
+
+For every batch: rows_accepted + rows_quarantined = rows_in. A batch whose file (sha256) or
+query result was landed before is skipped, so re-ingesting is a no-op.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass, field
+
+import duckdb
+import pandas as pd
+
+from pipelines.catalog.loader import Catalog
+from pipelines.ingest.parsing import Rejected, parse_record
+from pipelines.ingest.readers import RawBatch, SourceError, read_file_batches, read_sql_batch
+from pipelines.quality.gx_validation import SUITE, ExpectationOutcome, validate_frame
+from pipelines.warehouse import ensure_landing
+
+# Above this share of rejected rows a batch is not trusted (critical): a file that is mostly
+# wrong more likely has a systematic problem (wrong template, shifted columns) than bad rows.
+MAX_REJECTED_SHARE = 0.25
+
+# Checks computed by kpiwatch itself rather than by a GX expectation.
+OWN_CHECKS = {
+    "columns_present": "critical",   # the source's mapped columns exist in the batch
+    "values_parseable": "warn",      # numbers and periods parse; measures present
+    "rejection_rate": "critical",    # share of rejected rows <= MAX_REJECTED_SHARE
+}
+PARSED_COLUMNS = ["kpi_id", "org_id", "period", "value", "numerator", "denominator"]
+
+
+@dataclass
+class BatchReport:
+    batch_id: str
+    source_file: str | None
+    sha256: str
+    rows_in: int
+    rows_accepted: int
+    rows_quarantined: int
+    reasons: dict[str, int]
+    outcomes: list[ExpectationOutcome] = field(default_factory=list)
+
+
+@dataclass
+class SourceReport:
+    source_id: str
+    batches: list[BatchReport] = field(default_factory=list)
+    error: str | None = None  # the source could not be read at all
+
+    @property
+    def rows_in(self) -> int:
+        return sum(b.rows_in for b in self.batches)
+
+    @property
+    def rows_accepted(self) -> int:
+        return sum(b.rows_accepted for b in self.batches)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return sum(b.rows_quarantined for b in self.batches)
+
+
+def _own(check: str, success: bool, observed: str, expected: str, unexpected: int = 0, reason=None, rows=None):
+    return ExpectationOutcome(check, "kpiwatch." + check, None, OWN_CHECKS[check], success, observed,
+                              expected, unexpected, reason, rows or [])
+
+
+def _json(record: dict) -> str:
+    return json.dumps(record, default=str, ensure_ascii=False)
+
+
+def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.date):
+    """Pure step: a raw batch -> (accepted frame indexed by row number, quarantine rows, outcomes)."""
+    columns = source["columns"]
+    kpis = {k: catalog.kpis[k] for k in catalog.kpis_of_source(source["id"])}
+    numbered = list(enumerate(batch.records, start=1))
+    quarantine: list[tuple[int | None, str, str, str]] = []
+
+    if batch.error:
+        quarantine.append((None, "unreadable_source", batch.error, "{}"))
+        return pd.DataFrame(columns=PARSED_COLUMNS), quarantine, [
+            _own("columns_present", False, batch.error, "a readable file")
+        ]
+    missing = [c for c in columns.values() if c not in batch.columns]
+    if missing:
+        # A schema change: nothing in the batch can be trusted, so it is quarantined whole.
+        detail = f"missing column(s) {', '.join(map(repr, missing))}; found {', '.join(map(repr, batch.columns))}"
+        for n, rec in numbered:
+            quarantine.append((n, "missing_column", detail, _json(rec)))
+        return pd.DataFrame(columns=PARSED_COLUMNS), quarantine, [
+            _own("columns_present", False, detail, f"columns {sorted(columns.values())}", len(numbered), "missing_column")
+        ]
+    outcomes = [_own("columns_present", True, f"columns {batch.columns}", f"columns {sorted(columns.values())}")]
+
+    parsed, parse_rejects = {}, []
+    for n, rec in numbered:
+        try:
+            parsed[n] = parse_record(rec, columns, kpis)
+        except Rejected as rej:
+            quarantine.append((n, rej.reason, rej.detail, _json(rec)))
+            parse_rejects.append(n)
+    outcomes.append(_own(
+        "values_parseable", not parse_rejects, f"{len(parse_rejects)} of {len(numbered)} rows unparseable",
+        "numbers, periods and measures parse", len(parse_rejects), None, parse_rejects,
+    ))
+
+    frame = pd.DataFrame.from_dict(parsed, orient="index", columns=PARSED_COLUMNS)
+    for col in ("value", "numerator", "denominator"):
+        frame[col] = frame[col].astype("float64")
+    if len(frame):
+        gx_outcomes = validate_frame(frame, {"known_kpi_ids": sorted(kpis), "as_of": as_of})
+        rejected: dict[int, list[ExpectationOutcome]] = {}
+        for o in gx_outcomes:
+            for n in o.unexpected_rows:
+                if o.reason:
+                    rejected.setdefault(n, []).append(o)
+        for n, hits in sorted(rejected.items()):
+            first = hits[0]
+            detail = "; ".join(f"{h.check_name}" for h in hits)
+            quarantine.append((n, first.reason, f"failed {detail}", _json(batch.records[n - 1])))
+        frame = frame.drop(index=list(rejected))
+        outcomes += gx_outcomes
+
+    rows_in = len(numbered)
+    share = (len(quarantine) / rows_in) if rows_in else 0.0
+    outcomes.append(_own(
+        "rejection_rate", share <= MAX_REJECTED_SHARE, f"{share:.1%} of {rows_in} rows rejected",
+        f"<= {MAX_REJECTED_SHARE:.0%}", len(quarantine),
+    ))
+    return frame, quarantine, outcomes
+
+
+def _seen_sha256(con: duckdb.DuckDBPyConnection, source_id: str) -> set[str]:
+    return {r[0] for r in con.execute("select source_sha256 from raw.batches where source_id = ?", [source_id]).fetchall()}
+
+
+def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, outcomes, run_id: str, now: dt.datetime) -> BatchReport:
+    batch_id = f"{source['id']}:{batch.sha256[:16]}"
+    dept = source["department"]
+    rows_in = len(batch.records)
+    obs = frame.reset_index(names="row_number")
+    obs["batch_id"], obs["source_id"], obs["department_id"] = batch_id, source["id"], dept
+    obs["source_file"], obs["source_sha256"], obs["source_query"] = batch.source_file, batch.sha256, batch.query
+    obs["loaded_at"] = now
+    obs["row_number"] = obs["row_number"].astype("int64")
+    obs["period"] = pd.to_datetime(obs["period"])
+    con.execute("begin")
+    try:
+        con.execute(
+            "insert into raw.batches values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [batch_id, source["id"], dept, batch.source_file, batch.sha256, batch.query, rows_in,
+             len(frame), len(quarantine), now, run_id],
+        )
+        if len(obs):
+            con.register("_obs", obs)
+            con.execute(
+                """insert into raw.observations
+                   select batch_id, source_id, department_id, kpi_id, org_id, cast(period as date), value,
+                          numerator, denominator, source_file, source_sha256, source_query,
+                          row_number, loaded_at from _obs"""
+            )
+            con.unregister("_obs")
+        if quarantine:
+            con.executemany(
+                "insert into raw.quarantine values (?, ?, ?, ?, ?, ?, ?, ?)",
+                [[batch_id, source["id"], dept, n, reason, detail, record, now] for n, reason, detail, record in quarantine],
+            )
+        con.executemany(
+            "insert into quality.check_results values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [[run_id, batch_id, source["id"], dept, SUITE if not o.expectation_type.startswith("kpiwatch.") else "kpiwatch",
+              o.check_name, o.expectation_type, o.column, o.severity, o.success, o.observed, o.expected,
+              o.unexpected_count, now] for o in outcomes],
+        )
+        con.execute("commit")
+    except Exception:
+        con.execute("rollback")
+        raise
+    reasons: dict[str, int] = {}
+    for _, reason, _, _ in quarantine:
+        reasons[reason] = reasons.get(reason, 0) + 1
+    return BatchReport(batch_id, batch.source_file, batch.sha256, rows_in, len(frame), len(quarantine), reasons, outcomes)
+
+
+def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.date, run_id: str,
+                  now: dt.datetime | None = None, environ: dict[str, str] | None = None) -> SourceReport:
+    source = catalog.sources[source_id]
+    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    ensure_landing(con)
+    report = SourceReport(source_id)
+    seen = _seen_sha256(con, source_id)
+    try:
+        if source["kind"] == "sql":
+            batches = list(read_sql_batch(source, data_dir, os.environ if environ is None else environ, seen))
+        else:
+            batches = list(read_file_batches(source, data_dir, seen))
+    except SourceError as exc:
+        report.error = str(exc)
+        return report
+    for batch in batches:
+        frame, quarantine, outcomes = process_batch(batch, source, catalog, as_of)
+        report.batches.append(_land(con, batch, source, frame, quarantine, outcomes, run_id, now))
+    return report
