@@ -1,0 +1,295 @@
+"""The kpiwatch command line. Heavy libraries (dagster, dbt, GX) are imported inside commands."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pipelines.config import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="kpiwatch: watch a data roadmap's KPIs, their data quality, targets and milestones.")
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+# Exit codes a scheduler can act on (documented in the README).
+EXIT_OK, EXIT_RUN_FAILED, EXIT_CONFIG, EXIT_BUSY = 0, 1, 2, 3
+
+STATUS_STYLE = {"green": "green", "amber": "yellow", "red": "red", "grey": "dim"}
+TRUST_STYLE = {"trusted": "green", "stale": "yellow", "failed_checks": "red", "anomalous": "magenta"}
+
+CatalogOpt = typer.Option(None, "--catalog", help="Catalog directory [env KPIWATCH_CATALOG; default: the demo catalog]")
+DataOpt = typer.Option(None, "--data-dir", help="Source drop folders [env KPIWATCH_DATA_DIR; default: demo-data/]")
+WarehouseOpt = typer.Option(None, "--warehouse", help="DuckDB warehouse file [env KPIWATCH_WAREHOUSE; default: warehouse/kpiwatch.duckdb]")
+AsOfOpt = typer.Option(None, "--as-of", help="Reporting date YYYY-MM-DD [env KPIWATCH_AS_OF; default: the catalog's as_of, else today]")
+
+
+def _settings(catalog, data_dir, warehouse, as_of=None) -> Settings:
+    try:
+        as_of_date = dt.date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        err.print(f"[red]error:[/] --as-of {as_of!r} is not a date (YYYY-MM-DD)")
+        raise typer.Exit(EXIT_CONFIG)
+    try:
+        return Settings.from_env(catalog_dir=catalog, data_dir=data_dir, warehouse=warehouse, as_of=as_of_date).resolved()
+    except ValueError as exc:
+        err.print(f"[red]error:[/] {exc} (check KPIWATCH_AS_OF)")
+        raise typer.Exit(EXIT_CONFIG)
+
+
+def _load_catalog_or_exit(catalog_dir: Path):
+    from pipelines.catalog.loader import CatalogError, load_catalog
+
+    try:
+        return load_catalog(catalog_dir)
+    except CatalogError as exc:
+        err.print(f"[red]catalog {catalog_dir} has {len(exc.problems)} problem(s):[/]")
+        for p in exc.problems:
+            err.print(f"  {p}", markup=False)
+        raise typer.Exit(EXIT_CONFIG)
+
+
+@app.command()
+def validate(catalog: Optional[Path] = CatalogOpt):
+    """Validate a catalog: print every problem with file, line, key path and reason."""
+    s = _settings(catalog, None, None)
+    cat = _load_catalog_or_exit(s.catalog_dir)
+    out.print(f"[green]catalog OK[/]: {s.catalog_dir} — {len(cat.departments)} departments, "
+              f"{len(cat.sources)} sources, {len(cat.kpis)} KPIs, {len(cat.milestones)} milestones")
+
+
+@app.command()
+def demo(data_dir: Optional[Path] = DataOpt, catalog: Optional[Path] = CatalogOpt):
+    """Write the deterministic demo sources (CSV, Excel, SQLite) for the demo catalog."""
+    from pipelines.demo import write_demo
+
+    s = _settings(catalog, data_dir, None)
+    _load_catalog_or_exit(s.catalog_dir)
+    paths = write_demo(s.data_dir, s.catalog_dir)
+    out.print(f"demo data written to {s.data_dir}:")
+    for p in paths:
+        out.print(f"  {p.relative_to(s.data_dir)}", markup=False)
+
+
+class _Progress(logging.Handler):
+    """Prints one line per step start/end from Dagster's structured log records."""
+
+    def __init__(self, console: Console, quiet: bool):
+        super().__init__(logging.DEBUG)
+        self.console, self.quiet, self.started = console, quiet, {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        meta = getattr(record, "dagster_meta", None)
+        event = meta.get("dagster_event") if meta else None
+        if event is None:
+            if record.levelno >= logging.ERROR and meta:
+                self.console.print(f"  [red]{meta.get('step_key') or ''}: {meta.get('orig_message', record.getMessage())}[/]")
+            return
+        kind, step = event.event_type_value, event.step_key
+        if kind == "STEP_START":
+            self.started[step] = time.monotonic()
+            if not self.quiet:
+                self.console.print(f"  → {step}", markup=False)
+        elif kind == "STEP_SUCCESS" and not self.quiet:
+            took = time.monotonic() - self.started.get(step, time.monotonic())
+            self.console.print(f"  [green]✓[/] {step} [dim]({took:.1f}s)[/]")
+        elif kind == "STEP_FAILURE":
+            info = event.event_specific_data.error
+            msg = info.message.strip().splitlines()[-1] if info else "step failed"
+            self.console.print(f"  [red]✗ {step} failed:[/] {msg}")
+        elif kind == "ASSET_CHECK_EVALUATION" and not self.quiet:
+            ev = event.event_specific_data
+            if not ev.passed:
+                self.console.print(f"    [yellow]check failed[/] {ev.asset_key.to_user_string()}:{ev.check_name} "
+                                   f"[dim]({ev.severity.value})[/]")
+
+
+def _progress_logger(console: Console, quiet: bool):
+    import dagster as dg
+
+    @dg.logger(description="kpiwatch CLI progress")
+    def progress(_init_context):
+        logger = logging.Logger("kpiwatch.progress", level=logging.DEBUG)
+        logger.addHandler(_Progress(console, quiet))
+        return logger
+
+    return progress
+
+
+@app.command()
+def run(
+    catalog: Optional[Path] = CatalogOpt,
+    data_dir: Optional[Path] = DataOpt,
+    warehouse: Optional[Path] = WarehouseOpt,
+    as_of: Optional[str] = AsOfOpt,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the summary and errors"),
+):
+    """Run the whole graph in-process: catalog → ingest → checks → dbt → alerts, then a summary."""
+    s = _settings(catalog, data_dir, warehouse, as_of)
+    _load_catalog_or_exit(s.catalog_dir)
+    if not s.data_dir.is_dir():
+        err.print(f"[red]error:[/] data directory {s.data_dir} not found "
+                  f"(create it, or write the demo with `kpiwatch demo --data-dir {s.data_dir}`)")
+        raise typer.Exit(EXIT_CONFIG)
+    t0 = time.monotonic()
+    with out.status("preparing (dbt manifest, Dagster definitions)…"):
+        from pipelines.transform.project import prepare_manifest
+
+        prepare_manifest()
+        os.environ.update(s.export())
+        os.environ.setdefault("DAGSTER_HOME", str(s.warehouse.parent / "dagster_home"))
+        Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+        import dagster as dg
+
+        from pipelines.definitions import ALL_ASSETS_JOB, build_definitions
+        from pipelines.warehouse import WarehouseBusy
+
+        defs = build_definitions(s, loggers={"console": _progress_logger(out, quiet)})
+        job = defs.resolve_job_def(ALL_ASSETS_JOB)
+    if not quiet:
+        out.print(f"kpiwatch run: catalog {s.catalog_dir}, data {s.data_dir}, warehouse {s.warehouse}")
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+    elapsed = time.monotonic() - t0
+    try:
+        _print_summary(s, result.run_id)
+    except WarehouseBusy as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_BUSY)
+    except Exception as exc:  # the run failed before the marts existed
+        if result.success:
+            raise
+        err.print(f"[red]no summary:[/] {type(exc).__name__}: {str(exc).splitlines()[0]}")
+    if not result.success:
+        failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        err.print(f"[red]run {result.run_id} failed[/] in {', '.join(failed) or 'setup'} after {elapsed:.0f}s")
+        busy = any("warehouse busy" in str(e.event_specific_data) for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+        raise typer.Exit(EXIT_BUSY if busy else EXIT_RUN_FAILED)
+    out.print(f"[green]run {result.run_id} succeeded[/] in {elapsed:.0f}s")
+
+
+def _fmt(v, unit: str | None = None) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        text = f"{v:,.1f}" if abs(v) < 1000 else f"{v:,.0f}"
+    else:
+        text = str(v)
+    return f"{text}%" if unit == "percent" else text
+
+
+def _kpi_table(kpis: list[dict], title: str) -> Table:
+    t = Table(title=title, title_justify="left")
+    for col in ("department", "KPI", "period", "actual", "expected", "target", "status", "forecast", "data trust"):
+        t.add_column(col, overflow="fold")
+    for k in kpis:
+        st, trust = k["status"], k["data_trust"]
+        t.add_row(
+            k["department_id"], k["kpi_id"], str(k["period"] or "–")[:7], _fmt(k["actual"], k["unit"]),
+            _fmt(k["expected_value"], k["unit"]),
+            f"{_fmt(k['target_value'], k['unit'])} by {k['target_date']}" if k["target_value"] is not None else "–",
+            f"[{STATUS_STYLE.get(st, '')}]{st}[/]", k["forecast_status"],
+            f"[{TRUST_STYLE.get(trust, '')}]{trust}[/]",
+        )
+    return t
+
+
+def _print_summary(s: Settings, run_id: str) -> None:
+    from pipelines.reporting.summary import run_summary
+    from pipelines.warehouse import connect
+
+    with connect(s.warehouse, read_only=True) as con:
+        sm = run_summary(con, run_id)
+    out.print()
+    out.print(f"[bold]kpiwatch summary[/] — as of {sm['as_of']}, run {run_id}")
+    t = Table(title="KPIs by status per department", title_justify="left")
+    for col in ("department", "KPIs", "green", "amber", "red", "grey", "untrusted", "milestones met/missed/at risk/upcoming", "source"):
+        t.add_column(col)
+    for d in sm["departments"]:
+        t.add_row(d["department_id"], str(d["kpis"]), f"[green]{d['green']}[/]", f"[yellow]{d['amber']}[/]",
+                  f"[red]{d['red']}[/]", str(d["grey"]), str(d["untrusted"]),
+                  f"{d['milestones_met']}/{d['milestones_missed']}/{d['milestones_at_risk']}/{d['milestones_upcoming']}",
+                  "[red]overdue[/]" if d["source_overdue"] else "[green]up to date[/]")
+    out.print(t)
+    out.print(_kpi_table([k for k in sm["kpis"] if k["status"] != "green" or k["data_trust"] != "trusted"],
+                         "KPIs needing attention (not green, or data not trusted)"))
+    ms = [m for m in sm["milestones"] if m["state"] in ("missed", "at_risk")]
+    out.print("[bold]Milestones[/]: " + ", ".join(f"{st} {sum(m['state'] == st for m in sm['milestones'])}"
+                                                 for st in ("met", "missed", "at_risk", "upcoming")))
+    for m in ms:
+        colour = "red" if m["state"] == "missed" else "yellow"
+        out.print(f"  [{colour}]{m['state']}[/] {m['milestone_id']} ({m['title']}) due {m['due_date']}"
+                  f" — latest {_fmt(m['latest_actual'])}, forecast {_fmt(m['forecast_value'])}, threshold {_fmt(m['threshold'])}")
+    for src in sm["sources"]:
+        if src["is_overdue"]:
+            out.print(f"  [yellow]overdue source[/] {src['source_id']} ({src['department_id']}): latest period "
+                      f"{src['latest_period']}, expected {src['expected_period']} ({src['periods_overdue']} missing)")
+    for a in sm["anomalies"]:
+        out.print(f"  [magenta]sudden jump[/] {a['kpi_id']} in {str(a['period'])[:7]}: {_fmt(a['actual'])} "
+                  f"(change {_fmt(a['change'])}, robust z {a['robust_z']:.1f})")
+    landed = sum(b["rows_accepted"] for b in sm["batches"])
+    quarantined = sum(b["rows_quarantined"] for b in sm["batches"])
+    rows_in = sum(b["rows_in"] for b in sm["batches"])
+    out.print(f"[bold]Rows[/] this run: {rows_in} in, {landed} landed, {quarantined} quarantined "
+              f"from {len(sm['batches'])} new batch(es)")
+    for q in sm["quarantine"]:
+        out.print(f"  quarantined {q['rows']} × {q['reason']} ({q['source_id']})")
+    passed = sum(c["batches"] for c in sm["checks"] if c["success"])
+    failed = [c for c in sm["checks"] if not c["success"]]
+    out.print(f"[bold]Checks[/] this run: {passed} passed, {sum(c['batches'] for c in failed)} failed"
+              + (": " + ", ".join(f"{c['check_name']} ({c['severity']})" for c in failed) if failed else ""))
+    sent = sum(a["n"] for a in sm["alerts"] if a["outcome"] == "sent")
+    out.print(f"[bold]Alerts[/] this run: {sent} notification(s) sent, {len(sm['firing'])} firing in total")
+    for a in sm["alerts"]:
+        out.print(f"  {a['outcome']} {a['n']} × {a['rule']} ({a['event']}) via {a['sink']}", markup=False)
+    out.print(f"Alert log: {s.alerts_path}")
+
+
+@app.command()
+def status(
+    warehouse: Optional[Path] = WarehouseOpt,
+    fmt: str = typer.Option("table", "--format", help="table or json"),
+):
+    """Show the current status of every KPI (latest period) from the warehouse."""
+    from pipelines.reporting.summary import kpi_status
+    from pipelines.warehouse import WarehouseBusy, connect
+
+    if fmt not in ("table", "json"):
+        err.print(f"[red]error:[/] --format must be 'table' or 'json', not {fmt!r}")
+        raise typer.Exit(EXIT_CONFIG)
+    s = _settings(None, None, warehouse)
+    try:
+        with connect(s.warehouse, read_only=True) as con:
+            rows = kpi_status(con)
+            as_of = con.execute("select as_of from catalog.settings").fetchone()[0]
+    except WarehouseBusy as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_BUSY)
+    except FileNotFoundError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_CONFIG)
+    if fmt == "json":
+        sys.stdout.write(json.dumps({"as_of": as_of, "kpis": rows}, default=str, indent=2) + "\n")
+        return
+    out.print(_kpi_table(rows, f"KPI status as of {as_of}"))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

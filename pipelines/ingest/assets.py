@@ -1,0 +1,165 @@
+"""One ingest asset per catalog source, the landing table asset, and the drop-folder sensor."""
+from __future__ import annotations
+
+import dagster as dg
+
+from pipelines.catalog.loader import Catalog
+from pipelines.ingest.landing import OWN_CHECKS, SourceReport, ingest_source
+from pipelines.quality.gx_validation import suite_check_names
+from pipelines.resources import KpiwatchResource
+from pipelines.warehouse import connect, ensure_landing
+
+SEVERITY = {"critical": dg.AssetCheckSeverity.ERROR, "warn": dg.AssetCheckSeverity.WARN}
+LANDED = dg.AssetKey("landed_observations")
+
+
+def check_names() -> list[tuple[str, str]]:
+    """Every check an ingest asset reports, with its severity, in a stable order."""
+    own = list(OWN_CHECKS.items())
+    return own[:2] + suite_check_names() + own[2:]
+
+
+def ingest_key(source_id: str) -> dg.AssetKey:
+    return dg.AssetKey(["ingest", source_id])
+
+
+def _check_results(key: dg.AssetKey, report: SourceReport):
+    for name, severity in check_names():
+        per_batch = []
+        for b in report.batches:
+            per_batch += [(b, o) for o in b.outcomes if o.check_name == name]
+        if report.error and name == "columns_present":
+            yield dg.AssetCheckResult(
+                asset_key=key, check_name=name, passed=False, severity=SEVERITY[severity],
+                metadata={"observed": report.error, "expected": "a readable source"},
+            )
+            continue
+        if not per_batch:
+            yield dg.AssetCheckResult(
+                asset_key=key, check_name=name, passed=True, severity=SEVERITY[severity],
+                metadata={"batches_checked": 0, "note": "no new batch to check in this run"},
+            )
+            continue
+        failed = [(b, o) for b, o in per_batch if not o.success]
+        shown = failed or per_batch
+        yield dg.AssetCheckResult(
+            asset_key=key, check_name=name, passed=not failed, severity=SEVERITY[severity],
+            metadata={
+                "batches_checked": len(per_batch),
+                "batches_failed": len(failed),
+                "unexpected_rows": sum(o.unexpected_count for _, o in per_batch),
+                "observed": "; ".join(f"{b.source_file or b.batch_id}: {o.observed}" for b, o in shown)[:2000],
+                "expected": shown[0][1].expected,
+            },
+        )
+
+
+def build_ingest_asset(source_id: str, source: dict) -> dg.AssetsDefinition:
+    key = ingest_key(source_id)
+    specs = [
+        dg.AssetCheckSpec(name, asset=key, description=f"{severity}: see expectations/suites and pipelines/ingest/landing.py")
+        for name, severity in check_names()
+    ]
+    kinds = {"csv": "csv", "excel": "excel", "sql": "sql"}[source["kind"]]
+
+    @dg.asset(
+        key=key,
+        group_name="ingest",
+        deps=["kpi_catalog"],
+        check_specs=specs,
+        kinds={kinds, "duckdb", "great_expectations"},
+        tags={"department": source["department"]},
+        description=(
+            f"Lands new batches of source `{source_id}` ({source['kind']}, department "
+            f"{source['department']}) into raw.observations; rejected rows go to raw.quarantine "
+            "with a named reason. Each batch is validated with the `landed_observations` GX suite."
+        ),
+    )
+    def _ingest(context: dg.AssetExecutionContext, kpiwatch: KpiwatchResource):
+        catalog: Catalog = kpiwatch.catalog()
+        with connect(kpiwatch.warehouse) as con:
+            report = ingest_source(con, catalog, source_id, kpiwatch.data_dir, kpiwatch.reporting_date(), context.run_id)
+        if report.error:
+            context.log.error(f"source {source_id} could not be read: {report.error}")
+        for b in report.batches:
+            context.log.info(
+                f"{b.source_file or 'query'}: {b.rows_in} rows in, {b.rows_accepted} landed, "
+                f"{b.rows_quarantined} quarantined {b.reasons or ''}"
+            )
+        yield dg.MaterializeResult(
+            asset_key=key,
+            metadata={
+                "new_batches": len(report.batches),
+                "rows_in": report.rows_in,
+                "rows_landed": report.rows_accepted,
+                "rows_quarantined": report.rows_quarantined,
+                "source_error": report.error or "",
+            },
+        )
+        yield from _check_results(key, report)
+
+    return _ingest
+
+
+@dg.asset(
+    key=LANDED,
+    group_name="ingest",
+    kinds={"duckdb"},
+    check_specs=[dg.AssetCheckSpec("rows_accounted", asset=LANDED,
+                                   description="critical: every batch's landed + quarantined rows equal its input rows")],
+)
+def landed_observations(context: dg.AssetExecutionContext, kpiwatch: KpiwatchResource):
+    """The landing tables as a whole (raw.observations, raw.quarantine, raw.batches,
+    quality.check_results): what dbt reads. Its check proves no input row was lost."""
+    with connect(kpiwatch.warehouse) as con:
+        ensure_landing(con)
+        totals = con.execute(
+            "select count(*), coalesce(sum(rows_in), 0), coalesce(sum(rows_accepted), 0), coalesce(sum(rows_quarantined), 0) from raw.batches"
+        ).fetchone()
+        mismatched = con.execute(
+            """
+            select b.batch_id, b.rows_in, coalesce(o.n, 0) as landed, coalesce(q.n, 0) as quarantined
+            from raw.batches b
+            left join (select batch_id, count(*) n from raw.observations group by all) o using (batch_id)
+            left join (select batch_id, count(*) n from raw.quarantine where row_number is not null group by all) q using (batch_id)
+            where b.rows_in <> coalesce(o.n, 0) + coalesce(q.n, 0)
+               or b.rows_accepted <> coalesce(o.n, 0)
+            """
+        ).fetchall()
+    yield dg.MaterializeResult(
+        asset_key=LANDED,
+        metadata={"batches": totals[0], "rows_in": totals[1], "rows_landed": totals[2], "rows_quarantined": totals[3]},
+    )
+    yield dg.AssetCheckResult(
+        asset_key=LANDED, check_name="rows_accounted", passed=not mismatched,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={
+            "observed": f"{len(mismatched)} batches where landed + quarantined != rows in",
+            "expected": "0",
+            "mismatched": str(mismatched[:20]),
+        },
+    )
+
+
+def build_drop_folder_sensor(catalog: Catalog, job_name: str) -> dg.SensorDefinition:
+    """Start a run when a new file lands in any file source's drop folder."""
+    file_sources = {sid: s for sid, s in catalog.sources.items() if s["kind"] in ("csv", "excel")}
+
+    @dg.sensor(name="new_source_files", job_name=job_name, minimum_interval_seconds=60,
+               default_status=dg.DefaultSensorStatus.STOPPED,
+               description="Starts a full run when a new or changed file appears in a source's drop folder.")
+    def _sensor(context: dg.SensorEvaluationContext, kpiwatch: KpiwatchResource):
+        from pipelines.ingest.readers import source_files
+
+        found = []
+        for sid, src in sorted(file_sources.items()):
+            for path in source_files(src, kpiwatch.data_dir):
+                st = path.stat()
+                found.append(f"{sid}:{path.name}:{st.st_size}:{st.st_mtime_ns}")
+        new = [f for f in found if f not in set((context.cursor or "").split("\n"))]
+        if not new:
+            return dg.SkipReason("no new files in the drop folders")
+        context.update_cursor("\n".join(found))
+        return dg.RunRequest(run_key="|".join(sorted(new)), tags={"kpiwatch/trigger": "new_files"})
+
+    return _sensor
