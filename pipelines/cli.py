@@ -54,7 +54,7 @@ def _load_catalog_or_exit(catalog_dir: Path):
     except CatalogError as exc:
         err.print(f"[red]catalog {catalog_dir} has {len(exc.problems)} problem(s):[/]")
         for p in exc.problems:
-            err.print(f"  {p}", markup=False)
+            err.print(f"  {p}", markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_CONFIG)
 
 

@@ -150,7 +150,8 @@ def load_catalog(directory: str | Path) -> Catalog:
             parts = list(err.absolute_path)
             reason = err.message
             if err.validator == "additionalProperties":
-                reason = f"unknown key: {err.message.split('(')[-1].rstrip(')')}"
+                extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
+                reason = f"unknown key(s) {', '.join(map(repr, extra))} (allowed: {', '.join(err.schema.get('properties', {}))})"
             elif err.validator == "format" and err.validator_value == "date":
                 reason = f"{err.instance!r} is not a date (YYYY-MM-DD)"
             elif err.validator == "pattern":
@@ -159,7 +160,7 @@ def load_catalog(directory: str | Path) -> Catalog:
         docs[name] = (data, node)
 
     if problems:
-        raise CatalogError(problems)
+        raise CatalogError(sorted(problems, key=lambda p: (p.file, p.line or 0)))
 
     def items(file: str, key: str):
         data, node = docs.get(file, ({}, None))

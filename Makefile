@@ -1,0 +1,47 @@
+# kpiwatch — two commands for a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DATA   ?= demo-data
+export DAGSTER_HOME ?= $(CURDIR)/warehouse/dagster_home
+
+.PHONY: run test test-fast demo validate status dev clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+## run: bootstrap the environment, write the demo data, run the whole pipeline, show status
+run: $(STAMP)
+	$(BIN)/kpiwatch demo --data-dir $(DATA)
+	$(BIN)/kpiwatch run --data-dir $(DATA)
+	$(BIN)/kpiwatch status
+
+## test: bootstrap the environment and run the whole test suite
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+## test-fast: unit tests only
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+demo: $(STAMP)
+	$(BIN)/kpiwatch demo --data-dir $(DATA)
+
+validate: $(STAMP)
+	$(BIN)/kpiwatch validate
+
+status: $(STAMP)
+	$(BIN)/kpiwatch status
+
+## dev: open the Dagster UI (http://127.0.0.1:3000) on the demo data
+dev: $(STAMP)
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/python -c "from pipelines.transform.project import prepare_manifest; prepare_manifest()"
+	KPIWATCH_DATA_DIR=$(CURDIR)/$(DATA) $(BIN)/dagster dev -w workspace.yaml
+
+clean:
+	rm -rf warehouse demo-data dbt_project/target dbt_project/logs
