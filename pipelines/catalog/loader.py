@@ -148,7 +148,7 @@ def load_catalog(directory: str | Path) -> Catalog:
         validator = Draft202012Validator(schema, format_checker=FormatChecker())
         for err in sorted(validator.iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
             parts = list(err.absolute_path)
-            reason = err.message
+            reason, extra = err.message, []
             if err.validator == "additionalProperties":
                 extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
                 reason = f"unknown key(s) {', '.join(map(repr, extra))} (allowed: {', '.join(err.schema.get('properties', {}))})"
@@ -156,7 +156,8 @@ def load_catalog(directory: str | Path) -> Catalog:
                 reason = f"{err.instance!r} is not a date (YYYY-MM-DD)"
             elif err.validator == "pattern":
                 reason = f"{err.instance!r} is not a valid identifier or name (pattern {err.validator_value})"
-            problems.append(Problem(name, _line_of(node, parts), _path_str(parts), reason))
+            line_parts = parts + extra[:1] if err.validator == "additionalProperties" else parts
+            problems.append(Problem(name, _line_of(node, line_parts), _path_str(parts), reason))
         docs[name] = (data, node)
 
     if problems:

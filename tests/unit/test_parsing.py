@@ -1,0 +1,42 @@
+import datetime as dt
+
+import pytest
+
+from pipelines.ingest.parsing import Rejected, parse_number, parse_period
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("12.5", 12.5), (" 7 ", 7.0), ("1,234,567", 1234567.0), ("-3", -3.0), (4, 4.0), (2.5, 2.5), ("", None), (None, None),
+])
+def test_numbers(raw, expected):
+    assert parse_number(raw, "value") == expected
+
+
+@pytest.mark.parametrize("raw", ["3O.5", "12,4", "n/a", "nan", "inf", "1e309", True])
+def test_unparseable_numbers_are_named(raw):
+    with pytest.raises(Rejected) as exc:
+        parse_number(raw, "value")
+    assert exc.value.reason == "unparseable_number"
+
+
+@pytest.mark.parametrize("raw,freq,expected", [
+    ("2026-10", "monthly", dt.date(2026, 10, 1)),
+    ("2026-10-01", "monthly", dt.date(2026, 10, 1)),
+    ("2026-Q3", "quarterly", dt.date(2026, 7, 1)),
+    ("2026 q1", "quarterly", dt.date(2026, 1, 1)),
+    (dt.datetime(2025, 4, 1, 0, 0), "quarterly", dt.date(2025, 4, 1)),
+])
+def test_periods(raw, freq, expected):
+    assert parse_period(raw, freq) == expected
+
+
+@pytest.mark.parametrize("raw,freq,reason", [
+    ("Oct 2026", "monthly", "unparseable_period"),
+    ("2026-13", "monthly", "unparseable_period"),
+    ("2026-10-15", "monthly", "period_not_aligned"),
+    ("2026-08", "quarterly", "period_not_aligned"),
+])
+def test_bad_periods_are_named(raw, freq, reason):
+    with pytest.raises(Rejected) as exc:
+        parse_period(raw, freq)
+    assert exc.value.reason == reason
