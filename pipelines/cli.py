@@ -1,6 +1,7 @@
 """The kpiwatch command line. Heavy libraries (dagster, dbt, GX) are imported inside commands."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -113,6 +114,14 @@ class _Progress(logging.Handler):
                                    f"[dim]({ev.severity.value})[/]")
 
 
+def _init_dagster_home(home: Path) -> None:
+    """A local Dagster instance for CLI runs (the UI shows them when pointed at the same home)."""
+    home.mkdir(parents=True, exist_ok=True)
+    cfg = home / "dagster.yaml"
+    if not cfg.exists():
+        cfg.write_text("telemetry:\n  enabled: false\n")
+
+
 def _progress_logger(console: Console, quiet: bool):
     import dagster as dg
 
@@ -147,18 +156,24 @@ def run(
         prepare_manifest()
         os.environ.update(s.export())
         os.environ.setdefault("DAGSTER_HOME", str(s.warehouse.parent / "dagster_home"))
-        Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+        _init_dagster_home(Path(os.environ["DAGSTER_HOME"]))
         import dagster as dg
 
         from pipelines.definitions import ALL_ASSETS_JOB, build_definitions
         from pipelines.warehouse import WarehouseBusy
 
-        defs = build_definitions(s, loggers={"console": _progress_logger(out, quiet)})
+        # Step progress goes to the terminal; dbt's own console output goes to the run log.
+        progress_console = Console(file=sys.stdout, highlight=False)
+        defs = build_definitions(s, loggers={"console": _progress_logger(progress_console, quiet)})
         job = defs.resolve_job_def(ALL_ASSETS_JOB)
     if not quiet:
         out.print(f"kpiwatch run: catalog {s.catalog_dir}, data {s.data_dir}, warehouse {s.warehouse}")
-    with dg.DagsterInstance.get() as instance:
-        result = job.execute_in_process(instance=instance, raise_on_error=False)
+    run_log = s.warehouse.parent / "logs" / "last_run.log"
+    run_log.parent.mkdir(parents=True, exist_ok=True)
+    with dg.DagsterInstance.get() as instance, run_log.open("w") as log_fh, contextlib.redirect_stdout(log_fh):
+        # Dagster only uses a job's own loggers when the run config names them.
+        result = job.execute_in_process(instance=instance, raise_on_error=False,
+                                        run_config={"loggers": {"console": {}}})
     elapsed = time.monotonic() - t0
     try:
         _print_summary(s, result.run_id)
@@ -171,7 +186,8 @@ def run(
         err.print(f"[red]no summary:[/] {type(exc).__name__}: {str(exc).splitlines()[0]}")
     if not result.success:
         failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-        err.print(f"[red]run {result.run_id} failed[/] in {', '.join(failed) or 'setup'} after {elapsed:.0f}s")
+        err.print(f"[red]run {result.run_id} failed[/] in {', '.join(failed) or 'setup'} after {elapsed:.0f}s; "
+                  f"dbt output: {run_log}")
         busy = any("warehouse busy" in str(e.event_specific_data) for e in result.all_events if e.event_type_value == "STEP_FAILURE")
         raise typer.Exit(EXIT_BUSY if busy else EXIT_RUN_FAILED)
     out.print(f"[green]run {result.run_id} succeeded[/] in {elapsed:.0f}s")

@@ -14,7 +14,7 @@ def build_definitions(settings: Settings | None = None, loggers: dict | None = N
 
     from pipelines.alerting.assets import kpi_alerts
     from pipelines.catalog.assets import kpi_catalog
-    from pipelines.ingest.assets import build_drop_folder_sensor, build_ingest_asset, landed_observations
+    from pipelines.ingest.assets import build_drop_folder_sensor, build_ingest_asset, build_landing_asset
     from pipelines.resources import KpiwatchResource, _load
     from pipelines.transform.assets import kpiwatch_dbt_models
     from pipelines.transform.project import dbt_executable
@@ -25,7 +25,7 @@ def build_definitions(settings: Settings | None = None, loggers: dict | None = N
     job = dg.define_asset_job(ALL_ASSETS_JOB, selection=dg.AssetSelection.all(),
                               description="The whole kpiwatch graph: catalog → ingest → dbt → alerts.")
     return dg.Definitions(
-        assets=[kpi_catalog, *ingest, landed_observations, kpiwatch_dbt_models, kpi_alerts],
+        assets=[kpi_catalog, *ingest, build_landing_asset([a.key for a in ingest]), kpiwatch_dbt_models, kpi_alerts],
         jobs=[job],
         schedules=[dg.ScheduleDefinition(name="kpiwatch_daily", job=job, cron_schedule="0 6 * * *",
                                          execution_timezone="UTC",

@@ -5,10 +5,10 @@ import dagster as dg
 from pipelines.resources import KpiwatchResource
 from pipelines.warehouse import connect
 
-MART_DEPS = ["fct_kpi_progress", "fct_milestones", "fct_source_freshness", "fct_kpi_anomalies"]
+MART_DEPS = ["fct_kpi_progress", "fct_milestones", "fct_source_freshness", "fct_kpi_anomalies", dg.AssetKey(["quality", "check_results"])]
 
 
-@dg.asset(group_name="alerting", deps=MART_DEPS + ["landed_observations"], kinds={"slack", "duckdb"})
+@dg.asset(group_name="alerting", deps=MART_DEPS, kinds={"slack", "duckdb"})
 def kpi_alerts(context: dg.AssetExecutionContext, kpiwatch: KpiwatchResource) -> dg.MaterializeResult:
     """Evaluates the alert rules (alerts/rules.yml) against the marts and quality results and
     notifies KPI owners (Slack when SLACK_BOT_TOKEN is set, else console and a JSONL file).

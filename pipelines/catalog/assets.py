@@ -5,9 +5,17 @@ from pipelines.catalog.tables import write_catalog
 from pipelines.resources import KpiwatchResource
 from pipelines.warehouse import connect
 
+CATALOG_TABLES = ["settings", "departments", "sources", "kpis", "targets", "milestones"]
+CATALOG_KEYS = [dg.AssetKey(["catalog", t]) for t in CATALOG_TABLES]
 
-@dg.asset(group_name="catalog", kinds={"yaml", "duckdb"})
-def kpi_catalog(context: dg.AssetExecutionContext, kpiwatch: KpiwatchResource) -> dg.MaterializeResult:
+
+@dg.multi_asset(
+    name="kpi_catalog",
+    group_name="catalog",
+    specs=[dg.AssetSpec(k, kinds={"yaml", "duckdb"}, description=f"catalog.{k.path[-1]}: from the YAML catalog")
+           for k in CATALOG_KEYS],
+)
+def kpi_catalog(context: dg.AssetExecutionContext, kpiwatch: KpiwatchResource):
     """The KPI catalog (departments, sources, KPIs, targets, milestones), validated against its
     schema and written to the warehouse's `catalog` schema with the run's reporting date."""
     catalog = load_catalog(kpiwatch.catalog_dir)  # fresh read: a run sees the catalog as it is now
@@ -15,4 +23,7 @@ def kpi_catalog(context: dg.AssetExecutionContext, kpiwatch: KpiwatchResource) -
     with connect(kpiwatch.warehouse) as con:
         counts = write_catalog(con, catalog, as_of)
     context.log.info(f"catalog {catalog.name!r} as of {as_of}: {counts}")
-    return dg.MaterializeResult(metadata={**counts, "as_of": as_of.isoformat(), "catalog_dir": kpiwatch.catalog_dir})
+    counts["settings"] = 1
+    for key in CATALOG_KEYS:
+        yield dg.MaterializeResult(asset_key=key, metadata={
+            "rows": counts[key.path[-1]], "as_of": as_of.isoformat(), "catalog_dir": kpiwatch.catalog_dir})

@@ -1,5 +1,4 @@
 """One ingest asset per catalog source, the landing table asset, and the drop-folder sensor."""
-from __future__ import annotations
 
 import dagster as dg
 
@@ -10,7 +9,12 @@ from pipelines.resources import KpiwatchResource
 from pipelines.warehouse import connect, ensure_landing
 
 SEVERITY = {"critical": dg.AssetCheckSeverity.ERROR, "warn": dg.AssetCheckSeverity.WARN}
-LANDED = dg.AssetKey("landed_observations")
+from pipelines.catalog.assets import CATALOG_KEYS
+
+LANDED = dg.AssetKey(["raw", "observations"])
+# The landing tables dbt reads; raw.observations carries the accounting check.
+LANDING_KEYS = [LANDED, dg.AssetKey(["raw", "batches"]), dg.AssetKey(["raw", "quarantine"]),
+                dg.AssetKey(["quality", "check_results"])]
 
 
 def check_names() -> list[tuple[str, str]]:
@@ -65,7 +69,7 @@ def build_ingest_asset(source_id: str, source: dict) -> dg.AssetsDefinition:
     @dg.asset(
         key=key,
         group_name="ingest",
-        deps=["kpi_catalog"],
+        deps=CATALOG_KEYS,
         check_specs=specs,
         kinds={kinds, "duckdb", "great_expectations"},
         tags={"department": source["department"]},
@@ -101,44 +105,48 @@ def build_ingest_asset(source_id: str, source: dict) -> dg.AssetsDefinition:
     return _ingest
 
 
-@dg.asset(
-    key=LANDED,
-    group_name="ingest",
-    kinds={"duckdb"},
-    check_specs=[dg.AssetCheckSpec("rows_accounted", asset=LANDED,
-                                   description="critical: every batch's landed + quarantined rows equal its input rows")],
-)
-def landed_observations(context: dg.AssetExecutionContext, kpiwatch: KpiwatchResource):
-    """The landing tables as a whole (raw.observations, raw.quarantine, raw.batches,
-    quality.check_results): what dbt reads. Its check proves no input row was lost."""
-    with connect(kpiwatch.warehouse) as con:
-        ensure_landing(con)
-        totals = con.execute(
-            "select count(*), coalesce(sum(rows_in), 0), coalesce(sum(rows_accepted), 0), coalesce(sum(rows_quarantined), 0) from raw.batches"
-        ).fetchone()
-        mismatched = con.execute(
-            """
-            select b.batch_id, b.rows_in, coalesce(o.n, 0) as landed, coalesce(q.n, 0) as quarantined
-            from raw.batches b
-            left join (select batch_id, count(*) n from raw.observations group by all) o using (batch_id)
-            left join (select batch_id, count(*) n from raw.quarantine where row_number is not null group by all) q using (batch_id)
-            where b.rows_in <> coalesce(o.n, 0) + coalesce(q.n, 0)
-               or b.rows_accepted <> coalesce(o.n, 0)
-            """
-        ).fetchall()
-    yield dg.MaterializeResult(
-        asset_key=LANDED,
-        metadata={"batches": totals[0], "rows_in": totals[1], "rows_landed": totals[2], "rows_quarantined": totals[3]},
+def build_landing_asset(ingest_keys: list[dg.AssetKey]) -> dg.AssetsDefinition:
+    @dg.multi_asset(
+        name="landed_observations",
+        group_name="ingest",
+        specs=[dg.AssetSpec(k, deps=ingest_keys, kinds={"duckdb"}, description=f"{'.'.join(k.path)}: landing table, appended by the ingest assets")
+               for k in LANDING_KEYS],
+        check_specs=[dg.AssetCheckSpec("rows_accounted", asset=LANDED,
+                                       description="critical: every batch's landed + quarantined rows equal its input rows")],
     )
-    yield dg.AssetCheckResult(
-        asset_key=LANDED, check_name="rows_accounted", passed=not mismatched,
-        severity=dg.AssetCheckSeverity.ERROR,
-        metadata={
-            "observed": f"{len(mismatched)} batches where landed + quarantined != rows in",
-            "expected": "0",
-            "mismatched": str(mismatched[:20]),
-        },
-    )
+    def landed_observations(context: dg.AssetExecutionContext, kpiwatch: KpiwatchResource):
+        """The landing tables as a whole (raw.observations, raw.batches, raw.quarantine,
+        quality.check_results): what dbt reads. Its check proves no input row was lost."""
+        with connect(kpiwatch.warehouse) as con:
+            ensure_landing(con)
+            totals = con.execute(
+                "select count(*), coalesce(sum(rows_in), 0), coalesce(sum(rows_accepted), 0), "
+                "coalesce(sum(rows_quarantined), 0) from raw.batches"
+            ).fetchone()
+            mismatched = con.execute(
+                """
+                select b.batch_id, b.rows_in, coalesce(o.n, 0) as landed, coalesce(q.n, 0) as quarantined
+                from raw.batches b
+                left join (select batch_id, count(*) n from raw.observations group by all) o using (batch_id)
+                left join (select batch_id, count(*) n from raw.quarantine where row_number is not null group by all) q
+                    using (batch_id)
+                where b.rows_in <> coalesce(o.n, 0) + coalesce(q.n, 0) or b.rows_accepted <> coalesce(o.n, 0)
+                """
+            ).fetchall()
+        metadata = {"batches": totals[0], "rows_in": totals[1], "rows_landed": totals[2], "rows_quarantined": totals[3]}
+        for key in LANDING_KEYS:
+            yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+        yield dg.AssetCheckResult(
+            asset_key=LANDED, check_name="rows_accounted", passed=not mismatched,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={
+                "observed": f"{len(mismatched)} batches where landed + quarantined != rows in",
+                "expected": "0",
+                "mismatched": str(mismatched[:20]),
+            },
+        )
+
+    return landed_observations
 
 
 def build_drop_folder_sensor(catalog: Catalog, job_name: str) -> dg.SensorDefinition:
