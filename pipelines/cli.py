@@ -19,8 +19,10 @@ from pipelines.config import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="kpiwatch: watch a data roadmap's KPIs, their data quality, targets and milestones.")
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# Outside a terminal (logs, CI, pipes) rich would wrap at 80 columns: use a wide page instead.
+_WIDTH = None if sys.stdout.isatty() else 160
+out = Console(highlight=False, width=_WIDTH, soft_wrap=False)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
 
 # Exit codes a scheduler can act on (documented in the README).
 EXIT_OK, EXIT_RUN_FAILED, EXIT_CONFIG, EXIT_BUSY = 0, 1, 2, 3
@@ -197,7 +199,7 @@ def _fmt(v, unit: str | None = None) -> str:
     if v is None:
         return "–"
     if isinstance(v, float):
-        text = f"{v:,.1f}" if abs(v) < 1000 else f"{v:,.0f}"
+        text = f"{v:,.1f}" if abs(v) < 100 else f"{v:,.0f}"
     else:
         text = str(v)
     return f"{text}%" if unit == "percent" else text
@@ -263,10 +265,10 @@ def _print_summary(s: Settings, run_id: str) -> None:
     failed = [c for c in sm["checks"] if not c["success"]]
     out.print(f"[bold]Checks[/] this run: {passed} passed, {sum(c['batches'] for c in failed)} failed"
               + (": " + ", ".join(f"{c['check_name']} ({c['severity']})" for c in failed) if failed else ""))
-    sent = sum(a["n"] for a in sm["alerts"] if a["outcome"] == "sent")
-    out.print(f"[bold]Alerts[/] this run: {sent} notification(s) sent, {len(sm['firing'])} firing in total")
+    sent = sum(a["alerts"] for a in sm["alerts"] if a["outcome"] == "sent")
+    out.print(f"[bold]Alerts[/] this run: {sent} alert(s) notified, {len(sm['firing'])} firing in total")
     for a in sm["alerts"]:
-        out.print(f"  {a['outcome']} {a['n']} × {a['rule']} ({a['event']}) via {a['sink']}", markup=False)
+        out.print(f"  {a['outcome']} {a['alerts']} × {a['rule']} ({a['event']}) via {a['sinks']}", markup=False)
     out.print(f"Alert log: {s.alerts_path}")
 
 

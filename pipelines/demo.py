@@ -67,8 +67,8 @@ def expected_value(kpi: dict, on: dt.date) -> float:
 # as a function of the month index i (0 = first month) and n (number of months).
 def _story_offset(kpi_id: str, i: int, n: int) -> float:
     last = n - 1
-    if kpi_id == "claimant_count":  # on track, then slips to amber in the latest month
-        return 0.5 if i < last else -0.5
+    if kpi_id == "claimant_count":  # on track, then slips gradually: amber in the latest month
+        return {last - 3: 0.3, last - 2: 0.15, last - 1: 0.05, last: -0.3}.get(i, 0.5)
     if kpi_id == "rtt_18_weeks":  # drifts far behind: red
         return -3.0 * i / last
     return 0.4  # everyone else a little ahead: green

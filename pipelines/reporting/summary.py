@@ -56,8 +56,9 @@ def run_summary(con, run_id: str) -> dict:
         select a.kpi_id, a.department_id, a.period, a.actual, a.change, a.robust_z
         from marts.fct_kpi_anomalies a where a.is_latest and a.is_anomaly order by a.kpi_id""")
     out["alerts"] = _rows(con, """
-        select rule, event, channel, sink, outcome, count(*) as n
-        from alerting.alert_log where run_id = ? group by all order by rule, event""", [run_id]) \
+        select rule, event, outcome, count(distinct fingerprint) as alerts,
+               string_agg(distinct sink, ', ' order by sink) as sinks
+        from alerting.alert_log where run_id = ? group by all order by rule, event, outcome""", [run_id]) \
         if _exists(con, "alerting", "alert_log") else []
     out["firing"] = _rows(con, """
         select rule, subject, severity, summary from alerting.alert_state

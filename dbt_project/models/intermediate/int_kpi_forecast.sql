@@ -1,0 +1,89 @@
+-- Straight-line forecast of each KPI (docs/kpi-model.md, "Forecast"): ordinary least squares
+-- of actual on period_end (in days) over the KPI's last 12 periods with an actual, up to and
+-- including the row's period (so each row shows the forecast as it stood then). At least 6
+-- periods are needed, otherwise the forecast is unknown. The line is evaluated at the row's
+-- target_date; trend_slope / trend_intercept are kept so milestones can evaluate it at their
+-- due date. will_miss = the forecast is worse than the target value in the KPI's direction.
+
+with
+
+trajectory as (
+
+    select * from {{ ref('int_kpi_trajectory') }}
+
+),
+
+points as (
+
+    select
+        kpi_id,
+        period,
+        period_end,
+        actual,
+        direction,
+        target_value,
+        target_date,
+        cast(date_diff('day', date '1970-01-01', period_end) as double) as x_days
+    from trajectory
+
+),
+
+fits as (
+
+    select
+        *,
+        count(*) over last_12 as trend_periods,
+        regr_slope(actual, x_days) over last_12 as fitted_slope,
+        regr_intercept(actual, x_days) over last_12 as fitted_intercept
+    from points
+    window last_12 as (
+        partition by kpi_id order by period rows between 11 preceding and current row
+    )
+
+),
+
+trends as (
+
+    select
+        *,
+        case when trend_periods >= 6 then fitted_slope end as trend_slope,
+        case when trend_periods >= 6 then fitted_intercept end as trend_intercept
+    from fits
+
+),
+
+forecasts as (
+
+    select
+        *,
+        -- rounded: the intercept sits at 1970-01-01, so the sum carries float noise
+        round(
+            trend_intercept
+                + trend_slope * date_diff('day', date '1970-01-01', target_date),
+            6
+        ) as forecast_value
+    from trends
+
+),
+
+final as (
+
+    select
+        kpi_id,
+        period,
+        cast(trend_periods as integer) as trend_periods,
+        trend_slope,
+        trend_intercept,
+        forecast_value,
+        case
+            when forecast_value is null or target_value is null then 'unknown'
+            when direction = 'lower_is_better' and forecast_value <= target_value then 'on_track'
+            when direction = 'lower_is_better' then 'will_miss'
+            when forecast_value >= target_value then 'on_track'
+            else 'will_miss'
+        end as forecast_status
+    from forecasts
+
+)
+
+select * from final

@@ -1,0 +1,134 @@
+-- Expected value of each KPI x period on its trajectory (docs/kpi-model.md, "Trajectory").
+-- The period is placed on the segment A -> B with A.date <= period_end <= B.date (the earliest
+-- such segment, so a period ending exactly on a target date is measured against that target):
+--   linear: A.value + (B.value - A.value) * days(A.date, period_end) / days(A.date, B.date)
+--   step:   A.value before B.date, B.value from B.date on
+-- Before the baseline there is no expected value; after the last target the expected value
+-- is the last target's value; a KPI with a baseline but no target has no expected value.
+-- target_value / target_date are B (or the last target once past it).
+
+with
+
+kpi_values as (
+
+    select * from {{ ref('int_kpi_values') }}
+
+),
+
+anchors as (
+
+    select * from {{ ref('int_kpi_anchors') }}
+
+),
+
+kpis as (
+
+    select * from {{ ref('stg_catalog__kpis') }}
+
+),
+
+baselines as (
+
+    select kpi_id, anchor_date as baseline_date, anchor_value as baseline_value
+    from anchors
+    where anchor_type = 'baseline'
+
+),
+
+segments as (
+
+    select
+        kpi_values.kpi_id,
+        kpi_values.period,
+        anchors.anchor_type,
+        anchors.anchor_date,
+        anchors.anchor_value,
+        anchors.next_anchor_date,
+        anchors.next_anchor_value
+    from kpi_values
+    inner join anchors
+        on kpi_values.kpi_id = anchors.kpi_id
+        and anchors.anchor_date <= kpi_values.period_end
+        and (anchors.next_anchor_date >= kpi_values.period_end or anchors.next_anchor_date is null)
+    qualify row_number() over (
+        partition by kpi_values.kpi_id, kpi_values.period
+        order by anchors.anchor_seq
+    ) = 1
+
+),
+
+expected as (
+
+    select
+        kpi_values.kpi_id,
+        kpi_values.period,
+        kpi_values.period_end,
+        kpi_values.actual,
+        kpi_values.numerator,
+        kpi_values.denominator,
+        kpi_values.latest_batch_id,
+        kpis.direction,
+        coalesce(kpis.tolerance, 0) as tolerance,
+        kpis.trajectory,
+        baselines.baseline_value,
+        baselines.baseline_date,
+        case
+            when segments.next_anchor_date is not null then segments.next_anchor_value
+            when segments.anchor_type = 'target' then segments.anchor_value
+        end as target_value,
+        case
+            when segments.next_anchor_date is not null then segments.next_anchor_date
+            when segments.anchor_type = 'target' then segments.anchor_date
+        end as target_date,
+        case
+            -- past the last target: hold its value
+            when segments.next_anchor_date is null and segments.anchor_type = 'target'
+                then segments.anchor_value
+            -- baseline only: no trajectory to follow
+            when segments.next_anchor_date is null
+                then null
+            when kpis.trajectory = 'step'
+                then case
+                    when kpi_values.period_end >= segments.next_anchor_date
+                        then segments.next_anchor_value
+                    else segments.anchor_value
+                end
+            else segments.anchor_value
+                + (segments.next_anchor_value - segments.anchor_value)
+                * date_diff('day', segments.anchor_date, kpi_values.period_end)
+                / date_diff('day', segments.anchor_date, segments.next_anchor_date)
+        end as expected_value
+    from kpi_values
+    inner join kpis
+        on kpi_values.kpi_id = kpis.kpi_id
+    left join baselines
+        on kpi_values.kpi_id = baselines.kpi_id
+    left join segments
+        on kpi_values.kpi_id = segments.kpi_id
+        and kpi_values.period = segments.period
+
+),
+
+final as (
+
+    select
+        kpi_id,
+        period,
+        period_end,
+        actual,
+        numerator,
+        denominator,
+        latest_batch_id,
+        direction,
+        tolerance,
+        trajectory,
+        baseline_value,
+        baseline_date,
+        target_value,
+        target_date,
+        cast(expected_value as double) as expected_value
+    from expected
+
+)
+
+select * from final

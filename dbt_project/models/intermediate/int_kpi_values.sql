@@ -1,0 +1,89 @@
+-- One value per KPI x period: the latest revision of each organisation, combined by the KPI's
+-- aggregation. Ratios are recomputed from their summed parts (scale * sum(numerator) /
+-- sum(denominator)), never averaged. Periods whose value cannot be computed (e.g. a ratio
+-- whose denominators sum to 0) are dropped: they have no actual.
+
+with
+
+observations as (
+
+    select * from {{ ref('int_observations__latest_revision') }}
+
+),
+
+kpis as (
+
+    select * from {{ ref('stg_catalog__kpis') }}
+
+),
+
+per_period as (
+
+    select
+        observations.kpi_id,
+        observations.period,
+        kpis.frequency,
+        kpis.aggregation,
+        coalesce(kpis.scale, 1) as scale,
+        count(*) as org_count,
+        sum(observations.value) as sum_value,
+        avg(observations.value) as mean_value,
+        count(observations.value) as value_count,
+        sum(observations.numerator) as numerator,
+        sum(observations.denominator) as denominator,
+        count(observations.numerator) as numerator_count,
+        count(observations.denominator) as denominator_count,
+        -- the batch that delivered the latest revision among the organisations
+        first(observations.batch_id order by observations.loaded_at desc, observations.batch_id desc)
+            as latest_batch_id,
+        max(observations.loaded_at) as latest_loaded_at
+    from observations
+    inner join kpis
+        on observations.kpi_id = kpis.kpi_id
+    group by all
+
+),
+
+aggregated as (
+
+    select
+        *,
+        case
+            when frequency = 'quarterly' then last_day(period + interval 2 month)
+            else last_day(period)
+        end as period_end,
+        case aggregation
+            when 'sum' then sum_value
+            when 'mean' then mean_value
+            when 'ratio' then
+                case
+                    -- every organisation delivered both parts: recompute from the parts
+                    when numerator_count = org_count and denominator_count = org_count
+                        then scale * numerator / nullif(denominator, 0)
+                    -- a single organisation that delivered only the ratio itself: nothing
+                    -- is averaged, so its value is the KPI's value
+                    when org_count = 1 then sum_value
+                end
+        end as actual
+    from per_period
+
+),
+
+final as (
+
+    select
+        kpi_id,
+        period,
+        period_end,
+        actual,
+        numerator,
+        denominator,
+        org_count,
+        latest_batch_id,
+        latest_loaded_at
+    from aggregated
+    where actual is not null
+
+)
+
+select * from final

@@ -1,0 +1,31 @@
+with
+
+source as (
+
+    select * from {{ source('catalog', 'kpis') }}
+
+),
+
+final as (
+
+    select
+        cast(kpi_id as varchar) as kpi_id,
+        cast(name as varchar) as kpi_name,
+        cast(department_id as varchar) as department_id,
+        cast(source_id as varchar) as source_id,
+        cast(owner_name as varchar) as owner_name,
+        cast(owner_slack as varchar) as owner_slack,
+        cast(unit as varchar) as unit,
+        cast(direction as varchar) as direction,
+        cast(frequency as varchar) as frequency,
+        cast(aggregation as varchar) as aggregation,
+        cast(scale as double) as scale,
+        cast(tolerance as double) as tolerance,
+        cast(trajectory as varchar) as trajectory,
+        cast(methodology as varchar) as methodology,
+        cast(tags as varchar) as tags
+    from source
+
+)
+
+select * from final
