@@ -182,10 +182,10 @@ def run(
     except WarehouseBusy as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_BUSY)
-    except Exception as exc:  # the run failed before the marts existed
-        if result.success:
-            raise
+    except Exception as exc:  # e.g. the run failed before the marts existed
         err.print(f"[red]no summary:[/] {type(exc).__name__}: {str(exc).splitlines()[0]}")
+        if result.success:
+            raise typer.Exit(EXIT_RUN_FAILED)
     if not result.success:
         failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
         err.print(f"[red]run {result.run_id} failed[/] in {', '.join(failed) or 'setup'} after {elapsed:.0f}s; "
@@ -265,10 +265,12 @@ def _print_summary(s: Settings, run_id: str) -> None:
     failed = [c for c in sm["checks"] if not c["success"]]
     out.print(f"[bold]Checks[/] this run: {passed} passed, {sum(c['batches'] for c in failed)} failed"
               + (": " + ", ".join(f"{c['check_name']} ({c['severity']})" for c in failed) if failed else ""))
-    sent = sum(a["alerts"] for a in sm["alerts"] if a["outcome"] == "sent")
-    out.print(f"[bold]Alerts[/] this run: {sent} alert(s) notified, {len(sm['firing'])} firing in total")
+    sent = len({a["fingerprint"] for a in sm["alerts"] if a["outcome"] == "sent"})
+    failed = len({a["fingerprint"] for a in sm["alerts"] if a["outcome"] == "failed"})
+    out.print(f"[bold]Alerts[/] this run: {sent} sent, {failed} failed, {len(sm['firing'])} firing in total")
     for a in sm["alerts"]:
-        out.print(f"  {a['outcome']} {a['alerts']} × {a['rule']} ({a['event']}) via {a['sinks']}", markup=False)
+        line = f"  {a['outcome']} [{a['severity']}] {a['summary']} ({a['event']}) → {a['channel']} via {a['sinks']}"
+        out.print(line + (f" — {a['detail']}" if a["detail"] else ""), markup=False)
     out.print(f"Alert log: {s.alerts_path}")
 
 

@@ -56,10 +56,14 @@ def run_summary(con, run_id: str) -> dict:
         select a.kpi_id, a.department_id, a.period, a.actual, a.change, a.robust_z
         from marts.fct_kpi_anomalies a where a.is_latest and a.is_anomaly order by a.kpi_id""")
     out["alerts"] = _rows(con, """
-        select rule, event, outcome, count(distinct fingerprint) as alerts,
-               string_agg(distinct sink, ', ' order by sink) as sinks
-        from alerting.alert_log where run_id = ? group by all order by rule, event, outcome""", [run_id]) \
-        if _exists(con, "alerting", "alert_log") else []
+        select l.fingerprint, l.rule, l.event, l.channel, l.outcome, s.severity, s.summary,
+               case s.severity when 'critical' then 0 when 'warning' then 1 else 2 end as severity_rank,
+               string_agg(distinct l.sink, ', ' order by l.sink) as sinks,
+               max(l.detail) filter (where l.outcome <> 'sent') as detail
+        from alerting.alert_log l left join alerting.alert_state s using (fingerprint)
+        where l.run_id = ? group by all
+        order by severity_rank, rule, summary""",
+        [run_id]) if _exists(con, "alerting", "alert_log") else []
     out["firing"] = _rows(con, """
         select rule, subject, severity, summary from alerting.alert_state
         where state = 'firing' order by severity, rule, subject""") \
