@@ -89,8 +89,8 @@ def _series(kpi: dict, periods: list[dt.date], rng: random.Random) -> list[float
         out = [82.0 + 2.5 * i / (len(periods) - 1) + rng.uniform(-0.3, 0.3) for i in range(len(periods))]
     if kpi["id"] == "job_placements":  # sudden jump in the latest month
         out[-1] = out[-2] * 2.6
-    if kpi["id"] == "step_free_stations":  # stations open in steps, never fractions
-        out = [float(round(v)) for v in out]
+    if kpi["id"] == "step_free_stations":  # stations open one at a time, ahead of the step target
+        out = [float(round(40 + 9.4 * i / (len(periods) - 1))) for i in range(len(periods))]
     return out
 
 
