@@ -1,11 +1,18 @@
 import json
+import os
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, dbt_assets
 
 from pipelines.resources import KpiwatchResource
-from pipelines.transform.project import MANIFEST
+from pipelines.transform.project import MANIFEST, prepare_manifest
 from pipelines.transform.translator import KpiwatchTranslator
+
+
+if os.environ.get("DAGSTER_IS_DEV_CLI"):
+    # Under `dagster dev` only (like DbtProject.prepare_if_dev): build a missing or stale manifest
+    # so the UI loads on a fresh clone. Runs and tests prepare it explicitly beforehand.
+    prepare_manifest()
 
 
 def dbt_build_args(as_of: str) -> list[str]:
@@ -16,8 +23,6 @@ def dbt_build_args(as_of: str) -> list[str]:
 def kpiwatch_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, kpiwatch: KpiwatchResource):
     """dbt models: staging → intermediate → marts (progress, milestones, freshness, anomalies,
     scorecard). dbt tests arrive as asset checks."""
-    import os
-
     # dbt reads the warehouse path from the environment (profiles.yml uses env_var).
     os.environ.update(kpiwatch.settings().export())
     yield from dbt.cli(dbt_build_args(kpiwatch.reporting_date().isoformat()), context=context).stream()

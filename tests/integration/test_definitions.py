@@ -17,7 +17,8 @@ def defs():
     return build_definitions(Settings())
 
 
-def test_workspace_module_loads():
+def test_workspace_module_loads(defs):
+    # The module workspace.yaml loads (the `defs` fixture has prepared the dbt manifest).
     from pipelines.definitions import defs as module_defs
 
     assert isinstance(module_defs, dg.Definitions)
