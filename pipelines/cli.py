@@ -303,6 +303,13 @@ def status(
     out.print(_kpi_table(rows, f"KPI status as of {as_of}"))
 
 
+# Commands owned by other stages (quality and audit; alert silences, acks and digests).
+from pipelines import cli_alerts, cli_quality  # noqa: E402
+
+cli_quality.register(app)
+cli_alerts.register(app)
+
+
 def main() -> None:
     try:
         app()
