@@ -97,5 +97,13 @@ create table if not exists quality.check_results (
 """
 
 
+# Columns added after the first release: existing warehouses gain them on the next run.
+LANDING_MIGRATIONS = """
+alter table raw.batches add column if not exists watermark varchar;
+alter table raw.observations add column if not exists target double;
+"""
+
+
 def ensure_landing(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(LANDING_DDL)
+    con.execute(LANDING_MIGRATIONS)

@@ -187,13 +187,23 @@ def load_catalog(directory: str | Path) -> Catalog:
         if src["department"] not in departments:
             add("sources.yml", node, ["sources", i, "department"], f"unknown department {src['department']!r}")
         kind = src["kind"]
+        if kind == "http" and ("url" in src) == ("url_env" in src):
+            add("sources.yml", node, ["sources", i], "an http source needs exactly one of 'url' or 'url_env'")
+        if kind == "http" and (src.get("paging") or {}).get("style") == "ckan" and "resource_id" not in src["paging"]:
+            add("sources.yml", node, ["sources", i, "paging"], "ckan paging needs 'resource_id'")
+        if "watermark_column" in src and kind != "sql":
+            add("sources.yml", node, ["sources", i, "watermark_column"], "only sql sources have a watermark")
+        if kind == "sql" and "query" in src and "table" in src:
+            add("sources.yml", node, ["sources", i], "a sql source has 'table' or 'query', not both")
         if kind in ("csv", "excel") and "path" not in src:
             add("sources.yml", node, ["sources", i], f"a {kind} source needs 'path' (a glob under the data directory)")
         if kind == "sql":
+            if "url" in src:
+                add("sources.yml", node, ["sources", i, "url"], "a database URL may hold a password: give the name of an environment variable in 'url_env' instead")
             if ("sqlite_path" in src) == ("url_env" in src):
                 add("sources.yml", node, ["sources", i], "a sql source needs exactly one of 'sqlite_path' or 'url_env'")
-            if "table" not in src:
-                add("sources.yml", node, ["sources", i], "a sql source needs 'table'")
+            if "table" not in src and "query" not in src:
+                add("sources.yml", node, ["sources", i], "a sql source needs 'table' or 'query'")
         for key in ("path", "sqlite_path"):
             value = src.get(key)
             if value and (value.startswith(("/", "\\")) or ".." in Path(value).parts):
@@ -219,6 +229,13 @@ def load_catalog(directory: str | Path) -> Catalog:
                 add("kpis.yml", node, base + ["aggregation"], f"source {kpi['source']!r} maps no 'value' column for a {kpi['aggregation']} KPI")
         if "scale" in kpi and kpi["aggregation"] != "ratio":
             add("kpis.yml", node, base + ["scale"], "scale applies to ratio KPIs only")
+        if kpi.get("targets_from", "catalog") == "source":
+            if src is not None and "target" not in src["columns"]:
+                add("kpis.yml", node, base + ["targets_from"], f"source {kpi['source']!r} maps no 'target' column")
+            continue
+        if "baseline" not in kpi or "targets" not in kpi:
+            add("kpis.yml", node, base, "a KPI needs a dated 'baseline' and 'targets' (or targets_from: source)")
+            continue
         baseline = _date(kpi["baseline"]["date"])
         for j, tgt in enumerate(kpi["targets"]):
             if _date(tgt["due"]) <= baseline:

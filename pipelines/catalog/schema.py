@@ -45,6 +45,33 @@ DEPARTMENTS = {
 }
 
 COLUMN = {"type": "string", "minLength": 1, "maxLength": 128}
+# A mapped field: a column name, or a rule that derives the field from the record.
+FIELD = {
+    "oneOf": [
+        COLUMN,
+        {   # a column, optionally with a value map (e.g. indicator names -> KPI ids) and a unit
+            "type": "object", "additionalProperties": False, "required": ["column"],
+            "properties": {
+                "column": COLUMN,
+                "map": {"type": "object", "additionalProperties": {"type": ["string", "number"]}},
+                # percent: "95%" / "95" -> 95; fraction_to_percent: 0.95 -> 95
+                "unit": {"enum": ["number", "percent", "fraction_to_percent"]},
+                "format": {"type": "string", "minLength": 2},  # period: a strptime format
+            },
+        },
+        {"type": "object", "additionalProperties": False, "required": ["constant"],
+         "properties": {"constant": {"type": ["string", "number"]}}},
+        {"type": "object", "additionalProperties": False, "required": ["subtract"],
+         "properties": {"subtract": {"type": "array", "items": COLUMN, "minItems": 2, "maxItems": 2}}},
+        {"type": "object", "additionalProperties": False, "required": ["sum"],
+         "properties": {"sum": {"type": "array", "items": COLUMN, "minItems": 2}}},
+        {   # a period from separate year and month (or quarter) columns
+            "type": "object", "additionalProperties": False, "required": ["year"],
+            "properties": {"year": COLUMN, "month": COLUMN, "quarter": COLUMN},
+        },
+    ]
+}
+MAPPED = ["kpi_id", "period", "org_id", "value", "numerator", "denominator", "target"]
 SOURCES = {
     "type": "object",
     "additionalProperties": False,
@@ -60,32 +87,54 @@ SOURCES = {
                 "properties": {
                     "id": ID,
                     "department": ID,
-                    "kind": {"enum": ["csv", "excel", "sql"]},
+                    "kind": {"enum": ["csv", "excel", "sql", "http"]},
                     "description": {"type": "string"},
                     # csv / excel: a glob relative to the data directory (the drop folder).
                     "path": {"type": "string", "minLength": 1},
-                    "sheet": {"type": "string"},
-                    # 1-based row holding the column names (rows above it are titles).
+                    # excel: a sheet name, or its 1-based position.
+                    "sheet": {"type": ["string", "integer"], "minimum": 1},
+                    # 1-based row holding the column names (rows above it are titles) ...
                     "header_row": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    # ... or the label of a cell in that row, searched in the first 50 rows.
+                    "header_label": {"type": "string", "minLength": 1},
+                    # csv: override the detected encoding / delimiter.
+                    "encoding": {"enum": ["utf-8", "utf-8-sig", "cp1252", "latin-1"]},
+                    "delimiter": {"type": "string", "minLength": 1, "maxLength": 1},
+                    # Cell texts that mean "no value" (quarantined as missing_value, never a zero).
+                    "missing_markers": {"type": "array", "items": {"type": "string"}},
+                    # Files over this size are quarantined whole (file_too_large).
+                    "max_file_mb": {"type": "number", "exclusiveMinimum": 0},
                     # sql: a SQLite file under the data directory, or the name of an
                     # environment variable holding a SQLAlchemy URL (never the URL itself).
                     "sqlite_path": {"type": "string", "minLength": 1},
                     "url_env": {"type": "string", "pattern": r"^[A-Z][A-Z0-9_]*$"},
                     "table": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"},
+                    # sql: a parameterised query instead of a table (`:name` parameters).
+                    "query": {"type": "string", "minLength": 1},
+                    "params": {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}},
+                    # sql: read only rows whose column is above the last landed value.
+                    "watermark_column": {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"},
+                    # http: an open-data endpoint (public URL, or url_env for one with a key).
+                    "url": {"type": "string", "pattern": r"^https?://"},
+                    "format": {"enum": ["csv", "json"]},
+                    "paging": {
+                        "type": "object", "additionalProperties": False, "required": ["style"],
+                        "properties": {
+                            "style": {"enum": ["none", "socrata", "ckan"]},
+                            "page_size": {"type": "integer", "minimum": 1, "maximum": 50000},
+                            "resource_id": {"type": "string", "minLength": 1},
+                        },
+                    },
+                    "records_path": {"type": "string"},
+                    "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 600},
+                    "retries": {"type": "integer", "minimum": 0, "maximum": 10},
                     "cadence": {"enum": ["monthly", "quarterly"]},
                     "lag_days": {"type": "integer", "minimum": 0, "maximum": 366},
                     "columns": {
                         "type": "object",
                         "additionalProperties": False,
                         "required": ["kpi_id", "period"],
-                        "properties": {
-                            "kpi_id": COLUMN,
-                            "period": COLUMN,
-                            "org_id": COLUMN,
-                            "value": COLUMN,
-                            "numerator": COLUMN,
-                            "denominator": COLUMN,
-                        },
+                        "properties": {name: FIELD for name in MAPPED},
                     },
                 },
             },
@@ -116,7 +165,7 @@ KPIS = {
                 "additionalProperties": False,
                 "required": [
                     "id", "name", "department", "source", "owner", "unit", "direction",
-                    "frequency", "aggregation", "tolerance", "baseline", "targets",
+                    "frequency", "aggregation", "tolerance",
                 ],
                 "properties": {
                     "id": ID,
@@ -140,6 +189,10 @@ KPIS = {
                         "properties": {"value": {"type": "number"}, "date": DATE},
                     },
                     "targets": {"type": "array", "minItems": 1, "items": TARGET_POINT},
+                    # `source`: each period's target comes with the data (the source maps
+                    # `target`); a target of 0 means no target was set (grey). `catalog`
+                    # (default): the dated baseline and targets above.
+                    "targets_from": {"enum": ["catalog", "source"]},
                 },
             },
         }

@@ -15,8 +15,8 @@ import duckdb
 import pandas as pd
 
 from pipelines.catalog.loader import Catalog
-from pipelines.ingest.parsing import Rejected, parse_record
-from pipelines.ingest.readers import RawBatch, SourceError, read_file_batches, read_sql_batch
+from pipelines.ingest.parsing import Rejected, parse_record, required_columns
+from pipelines.ingest.readers import RawBatch, SourceError, read_batches
 from pipelines.quality.gx_validation import SUITE, ExpectationOutcome, validate_frame
 from pipelines.warehouse import ensure_landing
 
@@ -30,7 +30,7 @@ OWN_CHECKS = {
     "values_parseable": "warn",      # numbers and periods parse; measures present
     "rejection_rate": "critical",    # share of rejected rows <= MAX_REJECTED_SHARE
 }
-PARSED_COLUMNS = ["kpi_id", "org_id", "period", "value", "numerator", "denominator"]
+PARSED_COLUMNS = ["kpi_id", "org_id", "period", "value", "numerator", "denominator", "target"]
 
 
 @dataclass
@@ -85,21 +85,22 @@ def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.dat
         return pd.DataFrame(columns=PARSED_COLUMNS), quarantine, [
             _own("columns_present", False, batch.error, "a readable file")
         ]
-    missing = [c for c in columns.values() if c not in batch.columns]
+    needed = required_columns(source)
+    missing = [c for c in needed if c not in batch.columns]
     if missing:
         # A schema change: nothing in the batch can be trusted, so it is quarantined whole.
         detail = f"missing column(s) {', '.join(map(repr, missing))}; found {', '.join(map(repr, batch.columns))}"
         for n, rec in numbered:
             quarantine.append((n, "missing_column", detail, _json(rec)))
         return pd.DataFrame(columns=PARSED_COLUMNS), quarantine, [
-            _own("columns_present", False, detail, f"columns {sorted(columns.values())}", len(numbered), "missing_column")
+            _own("columns_present", False, detail, f"columns {needed}", len(numbered), "missing_column")
         ]
-    outcomes = [_own("columns_present", True, f"columns {batch.columns}", f"columns {sorted(columns.values())}")]
+    outcomes = [_own("columns_present", True, f"columns {batch.columns}", f"columns {needed}")]
 
     parsed, parse_rejects = {}, []
     for n, rec in numbered:
         try:
-            parsed[n] = parse_record(rec, columns, kpis)
+            parsed[n] = parse_record(rec, source, kpis)
         except Rejected as rej:
             quarantine.append((n, rej.reason, rej.detail, _json(rec)))
             parse_rejects.append(n)
@@ -109,7 +110,7 @@ def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.dat
     ))
 
     frame = pd.DataFrame.from_dict(parsed, orient="index", columns=PARSED_COLUMNS)
-    for col in ("value", "numerator", "denominator"):
+    for col in ("value", "numerator", "denominator", "target"):
         frame[col] = frame[col].astype("float64")
     if len(frame):
         gx_outcomes = validate_frame(frame, {"known_kpi_ids": sorted(kpis), "as_of": as_of})
@@ -151,17 +152,21 @@ def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, o
     con.execute("begin")
     try:
         con.execute(
-            "insert into raw.batches values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            """insert into raw.batches (batch_id, source_id, department_id, source_file, source_sha256,
+                   source_query, rows_in, rows_accepted, rows_quarantined, loaded_at, run_id, watermark)
+               values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [batch_id, source["id"], dept, batch.source_file, batch.sha256, batch.query, rows_in,
-             len(frame), len(quarantine), now, run_id],
+             len(frame), len(quarantine), now, run_id, batch.watermark],
         )
         if len(obs):
             con.register("_obs", obs)
             con.execute(
-                """insert into raw.observations
+                """insert into raw.observations (batch_id, source_id, department_id, kpi_id, org_id, period,
+                       value, numerator, denominator, source_file, source_sha256, source_query, row_number,
+                       loaded_at, target)
                    select batch_id, source_id, department_id, kpi_id, org_id, cast(period as date), value,
                           numerator, denominator, source_file, source_sha256, source_query,
-                          row_number, loaded_at from _obs"""
+                          row_number, loaded_at, target from _obs"""
             )
             con.unregister("_obs")
         if quarantine:
@@ -192,11 +197,11 @@ def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.dat
     ensure_landing(con)
     report = SourceReport(source_id)
     seen = _seen_sha256(con, source_id)
+    watermark = con.execute(
+        "select max(watermark) from raw.batches where source_id = ? and watermark is not null", [source_id]
+    ).fetchone()[0]
     try:
-        if source["kind"] == "sql":
-            batches = list(read_sql_batch(source, data_dir, os.environ if environ is None else environ, seen))
-        else:
-            batches = list(read_file_batches(source, data_dir, seen))
+        batches = list(read_batches(source, data_dir, os.environ if environ is None else environ, seen, watermark))
     except SourceError as exc:
         report.error = str(exc)
         return report

@@ -1,4 +1,6 @@
-"""Turn raw records into typed observations, or a named reason why not."""
+"""Turn raw records into typed observations through a source's column mapping, or a named
+reason why not. Nothing is guessed silently: a marker like "-" is a missing value with a reason,
+never a zero."""
 from __future__ import annotations
 
 import datetime as dt
@@ -6,9 +8,19 @@ import math
 import re
 
 _MONTH = re.compile(r"^(\d{4})-(\d{1,2})$")
-_DAY = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$")
+_DAY = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ][0-9:.]+)?$")
 _QUARTER = re.compile(r"^(\d{4})\s*-?\s*Q([1-4])$", re.IGNORECASE)
-_THOUSANDS = re.compile(r"^-?\d{1,3}(,\d{3})+(\.\d+)?$")
+# UK-style fiscal quarters: "2019/20 Q1" is April-June 2019 (the fiscal year starts in April).
+_FISCAL_QUARTER = re.compile(r"^(\d{4})\s*/\s*(\d{2}|\d{4})\s*-?\s*Q([1-4])$", re.IGNORECASE)
+_MONTH_NAME = re.compile(r"^([A-Za-z]{3,9})\.?[\s-]+(\d{4})$")
+_MONTH_NAMES = ["january", "february", "march", "april", "may", "june", "july", "august",
+                "september", "october", "november", "december"]
+_MONTHS = {**{m: i for i, m in enumerate(_MONTH_NAMES, start=1)},
+           **{m[:3]: i for i, m in enumerate(_MONTH_NAMES, start=1)}, "sept": 9}
+_THOUSANDS = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$")
+
+DEFAULT_MISSING_MARKERS = ("-", "–", "—", "N/A", "n/a", "NA", "..", "...", "*", ":", "x", "X", "NULL", "null")
+MEASURES = ("value", "numerator", "denominator", "target")
 
 
 class Rejected(ValueError):
@@ -18,51 +30,65 @@ class Rejected(ValueError):
         super().__init__(f"{reason}: {detail}")
 
 
-def parse_number(value: object, field: str) -> float | None:
+def field_columns(spec) -> list[str]:
+    """The source columns a mapped field reads."""
+    if spec is None:
+        return []
+    if isinstance(spec, str):
+        return [spec]
+    if "column" in spec:
+        return [spec["column"]]
+    if "constant" in spec:
+        return []
+    if "subtract" in spec:
+        return list(spec["subtract"])
+    if "sum" in spec:
+        return list(spec["sum"])
+    return [spec[k] for k in ("year", "month", "quarter") if k in spec]
+
+
+def required_columns(source: dict) -> list[str]:
+    cols: list[str] = []
+    for spec in source["columns"].values():
+        cols += [c for c in field_columns(spec) if c not in cols]
+    return cols
+
+
+def _is_marker(value: object, markers) -> bool:
+    return isinstance(value, str) and value.strip() in markers
+
+
+def parse_number(value: object, field: str, unit: str | None = None, markers=DEFAULT_MISSING_MARKERS) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool):
         raise Rejected("unparseable_number", f"{field}={value!r}")
+    if _is_marker(value, markers):
+        raise Rejected("missing_value", f"{field}={str(value).strip()!r} marks a missing value")
     if isinstance(value, (int, float)):
         number = float(value)
     else:
-        text = str(value).strip()
+        text = str(value).strip().replace("\u00a0", "").replace(" ", "")
         if not text:
             return None
+        percent = text.endswith("%")
+        if percent:
+            text = text[:-1]
         if _THOUSANDS.match(text):
             text = text.replace(",", "")
-        try:
-            number = float(text)
-        except ValueError:
-            raise Rejected("unparseable_number", f"{field}={str(value)[:60]!r}") from None
+        if not re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", text):
+            raise Rejected("unparseable_number", f"{field}={str(value)[:60]!r}")
+        number = float(text)
+        if percent and unit == "fraction_to_percent":
+            unit = "percent"  # "95%" is already a percentage
     if math.isnan(number) or math.isinf(number):
         raise Rejected("unparseable_number", f"{field}={str(value)[:60]!r} is not a finite number")
+    if unit == "fraction_to_percent":
+        number *= 100.0
     return number
 
 
-def parse_period(value: object, frequency: str | None) -> dt.date | None:
-    """A period's first day: '2026-10', '2026-10-01', '2026-Q3', or a date cell."""
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        d = value.date()
-    elif isinstance(value, dt.date):
-        d = value
-    else:
-        text = str(value).strip()
-        if not text:
-            return None
-        try:
-            if m := _MONTH.match(text):
-                d = dt.date(int(m[1]), int(m[2]), 1)
-            elif m := _DAY.match(text):
-                d = dt.date(int(m[1]), int(m[2]), int(m[3]))
-            elif m := _QUARTER.match(text):
-                d = dt.date(int(m[1]), 3 * (int(m[2]) - 1) + 1, 1)
-            else:
-                raise ValueError
-        except ValueError:
-            raise Rejected("unparseable_period", f"period={text[:40]!r}") from None
+def _first_of(d: dt.date, frequency: str | None) -> dt.date:
     if d.day != 1:
         raise Rejected("period_not_aligned", f"period {d.isoformat()} is not the first day of a month")
     if frequency == "quarterly" and d.month not in (1, 4, 7, 10):
@@ -70,24 +96,105 @@ def parse_period(value: object, frequency: str | None) -> dt.date | None:
     return d
 
 
-def parse_record(record: dict, columns: dict[str, str], kpis: dict[str, dict]) -> dict:
+def parse_period(value: object, frequency: str | None, fmt: str | None = None) -> dt.date | None:
+    """A period's first day: '2026-10', '2026-10-01', 'May 2019', '2026-Q3', '2019/20 Q1', a date
+    cell, or text in a configured strptime format."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return _first_of(value.date(), frequency)
+    if isinstance(value, dt.date):
+        return _first_of(value, frequency)
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        if fmt:
+            d = dt.datetime.strptime(text, fmt).date()
+        elif m := _MONTH.match(text):
+            d = dt.date(int(m[1]), int(m[2]), 1)
+        elif m := _DAY.match(text):
+            d = dt.date(int(m[1]), int(m[2]), int(m[3]))
+        elif m := _QUARTER.match(text):
+            d = dt.date(int(m[1]), 3 * (int(m[2]) - 1) + 1, 1)
+        elif m := _FISCAL_QUARTER.match(text):
+            start, q = int(m[1]), int(m[3])
+            month = 4 + 3 * (q - 1)  # Q1 Apr, Q2 Jul, Q3 Oct, Q4 Jan of the next year
+            d = dt.date(start + (month - 1) // 12, (month - 1) % 12 + 1, 1)
+        elif (m := _MONTH_NAME.match(text)) and m[1].lower() in _MONTHS:
+            d = dt.date(int(m[2]), _MONTHS[m[1].lower()], 1)
+        else:
+            raise ValueError
+    except ValueError:
+        raise Rejected("unparseable_period", f"period={text[:40]!r}") from None
+    return _first_of(d, frequency)
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    return text or None
+
+
+def _evaluate(name: str, spec, record: dict, markers, frequency: str | None):
+    """One mapped field of a record."""
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        spec = {"column": spec}
+    if "constant" in spec:
+        raw = spec["constant"]
+        return parse_period(raw, frequency) if name == "period" else raw
+    if name == "period":
+        if "year" in spec:
+            y = parse_number(record.get(spec["year"]), "period year", markers=markers)
+            if y is None:
+                return None
+            if "month" in spec:
+                mo = parse_number(record.get(spec["month"]), "period month", markers=markers)
+                text = f"{int(y):04d}-{int(mo or 0):02d}" if mo is not None and mo.is_integer() and y.is_integer() else None
+            else:
+                q = parse_number(record.get(spec["quarter"]), "period quarter", markers=markers)
+                text = f"{int(y):04d}-Q{int(q)}" if q is not None and q.is_integer() and y.is_integer() else None
+            if text is None:
+                raise Rejected("unparseable_period", f"year/month/quarter of {spec}")
+            return parse_period(text, frequency)
+        return parse_period(record.get(spec["column"]), frequency, spec.get("format"))
+    if name in ("kpi_id", "org_id"):
+        raw = _text(record.get(spec["column"]))
+        if raw is not None and "map" in spec:
+            mapped = spec["map"].get(raw)
+            if mapped is None and name == "kpi_id":
+                raise Rejected("unknown_kpi_id", f"{spec['column']}={raw[:60]!r} is not in the source's KPI map")
+            raw = str(mapped) if mapped is not None else raw
+        return raw
+    # A measure.
+    if "subtract" in spec or "sum" in spec:
+        cols = spec.get("subtract") or spec["sum"]
+        parts = [parse_number(record.get(c), c, markers=markers) for c in cols]
+        if any(p is None for p in parts):
+            return None
+        return parts[0] - parts[1] if "subtract" in spec else sum(parts)
+    return parse_number(record.get(spec["column"]), name, spec.get("unit"), markers)
+
+
+def parse_record(record: dict, source: dict, kpis: dict[str, dict]) -> dict:
     """Map a raw record through the source's column mapping; raise Rejected on a bad value."""
-    kpi_raw = record.get(columns["kpi_id"])
-    kpi_id = str(kpi_raw).strip() if kpi_raw is not None and str(kpi_raw).strip() else None
+    columns = source["columns"]
+    markers = tuple(source.get("missing_markers", DEFAULT_MISSING_MARKERS))
+    kpi_id = _evaluate("kpi_id", columns.get("kpi_id"), record, markers, None)
     kpi = kpis.get(kpi_id) if kpi_id else None
-    org_raw = record.get(columns["org_id"]) if "org_id" in columns else None
-    org_id = str(org_raw).strip() if org_raw is not None and str(org_raw).strip() else "ALL"
+    org = _evaluate("org_id", columns.get("org_id"), record, markers, None)
     out = {
         "kpi_id": kpi_id,
-        "org_id": org_id,
-        "period": parse_period(record.get(columns["period"]), kpi["frequency"] if kpi else None),
-        "value": None,
-        "numerator": None,
-        "denominator": None,
+        "org_id": str(org) if org is not None else "ALL",
+        "period": _evaluate("period", columns["period"], record, markers, kpi["frequency"] if kpi else None),
     }
-    for part in ("value", "numerator", "denominator"):
-        if part in columns:
-            out[part] = parse_number(record.get(columns[part]), part)
+    for part in MEASURES:
+        out[part] = _evaluate(part, columns.get(part), record, markers, None)
     if kpi is not None:
         if kpi["aggregation"] == "ratio":
             if out["numerator"] is None or out["denominator"] is None:

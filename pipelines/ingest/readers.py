@@ -6,6 +6,7 @@ parsing and validation come after, so that every input row is accounted for.
 from __future__ import annotations
 
 import csv
+import io
 import datetime as dt
 import hashlib
 import json
@@ -27,6 +28,7 @@ class RawBatch:
     columns: list[str]
     records: list[dict[str, object]] = field(default_factory=list)  # row_number -> record (1-based)
     error: str | None = None  # set when the whole batch is unusable (e.g. unreadable file)
+    watermark: str | None = None  # sql: the highest watermark value in this batch
 
 
 def _sha256_file(path: Path) -> str:
@@ -51,15 +53,35 @@ def source_files(source: dict, data_dir: Path) -> list[Path]:
     return _safe_glob(Path(data_dir), source["path"])
 
 
-def _read_csv(path: Path) -> tuple[list[str], list[dict[str, object]]]:
-    raw = path.read_bytes()
-    for encoding in ("utf-8-sig", "cp1252"):
+ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")  # utf-8-sig also reads plain UTF-8
+
+
+def decode(raw: bytes, encoding: str | None = None) -> tuple[str, str]:
+    """Text and the encoding used: the configured one, else UTF-8 (with or without BOM), else cp1252."""
+    if encoding:
         try:
-            text = raw.decode(encoding)
-            break
+            return raw.decode(encoding), encoding
+        except UnicodeDecodeError as exc:
+            raise SourceError(f"not valid {encoding} text (byte {exc.start})") from None
+    if b"\x00" in raw[:4096]:
+        raise SourceError("binary content, not a text file")
+    for enc in ENCODINGS[:2]:
+        try:
+            return raw.decode(enc), enc
         except UnicodeDecodeError:
             continue
-    rows = list(csv.reader(text.splitlines()))
+    return raw.decode("latin-1"), "latin-1"
+
+
+def _read_csv(path: Path, source: dict) -> tuple[list[str], list[dict[str, object]]]:
+    text, _ = decode(path.read_bytes(), source.get("encoding"))
+    delimiter = source.get("delimiter")
+    if not delimiter:
+        try:
+            delimiter = csv.Sniffer().sniff(text[:8192], delimiters=",;\t|").delimiter
+        except csv.Error:
+            delimiter = ","
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     if not rows:
         return [], []
     header = [h.strip() for h in rows[0]]
@@ -74,29 +96,73 @@ def _read_csv(path: Path) -> tuple[list[str], list[dict[str, object]]]:
     return header, records
 
 
-def _read_excel(path: Path, sheet: str | None, header_row: int) -> tuple[list[str], list[dict[str, object]]]:
+def _find_header(rows: list[tuple], source: dict) -> int:
+    """0-based index of the header row: `header_row`, or the first row with `header_label`."""
+    label = source.get("header_label")
+    if label:
+        for i, row in enumerate(rows[:50]):
+            if any(isinstance(v, str) and v.strip() == label for v in row):
+                return i
+        raise SourceError(f"no row with the header label {label!r} in the first 50 rows")
+    return source.get("header_row", 1) - 1
+
+
+def _sheet_rows_openpyxl(path: Path, sheet) -> list[tuple]:
     from openpyxl import load_workbook
 
     try:
         wb = load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many types for broken workbooks
-        raise SourceError(f"{path.name}: not a readable .xlsx workbook ({type(exc).__name__})") from None
+        raise SourceError(f"not a readable .xlsx workbook ({type(exc).__name__})") from None
     try:
-        if sheet is not None and sheet not in wb.sheetnames:
-            raise SourceError(f"{path.name}: sheet {sheet!r} not found (sheets: {', '.join(wb.sheetnames)})")
-        ws = wb[sheet] if sheet is not None else wb.worksheets[0]
-        rows = list(ws.iter_rows(values_only=True))
+        ws = _pick_sheet(wb.sheetnames, sheet, lambda name: wb[name])
+        return list(ws.iter_rows(values_only=True))
     finally:
         wb.close()
-    if len(rows) < header_row:
+
+
+def _sheet_rows_calamine(path: Path, sheet) -> list[tuple]:
+    from python_calamine import CalamineWorkbook
+
+    try:
+        wb = CalamineWorkbook.from_path(str(path))
+    except Exception as exc:  # calamine raises its own error types for broken files
+        raise SourceError(f"not a readable workbook ({type(exc).__name__})") from None
+    ws = _pick_sheet(wb.sheet_names, sheet, wb.get_sheet_by_name)
+    return [tuple(None if v == "" else v for v in row) for row in ws.to_python(skip_empty_area=False)]
+
+
+def _pick_sheet(names: list[str], sheet, get):
+    if sheet is None:
+        sheet = 1
+    if isinstance(sheet, int):
+        if not 1 <= sheet <= len(names):
+            raise SourceError(f"sheet {sheet} not found: the workbook has {len(names)} sheet(s)")
+        return get(names[sheet - 1])
+    if sheet not in names:
+        raise SourceError(f"sheet {sheet!r} not found (sheets: {', '.join(names)})")
+    return get(sheet)
+
+
+def _read_excel(path: Path, source: dict) -> tuple[list[str], list[dict[str, object]]]:
+    """Excel returns: .xlsx with openpyxl; legacy .xls and .ods with calamine."""
+    sheet = source.get("sheet")
+    if path.suffix.lower() == ".xlsx":
+        rows = _sheet_rows_openpyxl(path, sheet)
+    else:
+        rows = _sheet_rows_calamine(path, sheet)
+    if not rows:
         return [], []
-    header = [str(h).strip() if h is not None else "" for h in rows[header_row - 1]]
+    h = _find_header(rows, source)
+    if len(rows) <= h:
+        return [], []
+    header = [str(v).strip() if v is not None else "" for v in rows[h]]
     records = []
-    for values in rows[header_row:]:
+    for values in rows[h + 1:]:
         if all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
             continue
-        records.append({h: values[i] if i < len(values) else None for i, h in enumerate(header) if h})
-    return header, records
+        records.append({c: values[i] if i < len(values) else None for i, c in enumerate(header) if c})
+    return [c for c in header if c], records
 
 
 def read_file_batches(source: dict, data_dir: Path, seen_sha256: set[str]) -> Iterator[RawBatch]:
@@ -107,13 +173,16 @@ def read_file_batches(source: dict, data_dir: Path, seen_sha256: set[str]) -> It
             continue
         rel = str(path.resolve().relative_to(Path(data_dir).resolve()))
         batch = RawBatch(source["id"], rel, sha, None, [])
+        limit = source.get("max_file_mb")
         try:
+            if limit and path.stat().st_size > limit * 1024 * 1024:
+                raise SourceError(f"file is {path.stat().st_size / 1048576:.1f} MB, over the {limit} MB limit")
             if source["kind"] == "csv":
-                batch.columns, batch.records = _read_csv(path)
+                batch.columns, batch.records = _read_csv(path, source)
             else:
-                batch.columns, batch.records = _read_excel(path, source.get("sheet"), source.get("header_row", 1))
+                batch.columns, batch.records = _read_excel(path, source)
         except SourceError as exc:
-            batch.error = str(exc)
+            batch.error = f"{rel}: {exc}"
         yield batch
 
 
@@ -132,30 +201,87 @@ def sql_url(source: dict, data_dir: Path, environ: dict[str, str]) -> str:
     return url
 
 
-def read_sql_batch(source: dict, data_dir: Path, environ: dict[str, str], seen_sha256: set[str]) -> Iterator[RawBatch]:
-    """Read the source table through SQLAlchemy; the result's content hash identifies the batch."""
+def _sql_query(source: dict, watermark: str | None):
+    """The statement for a sql source: its table or query, above the watermark if it has one.
+    Identifiers come from the validated catalog and are quoted by SQLAlchemy; values are bound."""
+    import sqlalchemy as sa
+
+    if "query" in source:
+        base = sa.text(source["query"]).bindparams(**source.get("params", {}))
+        sub = base.columns().subquery("q") if "watermark_column" in source else None
+        stmt = base if sub is None else sa.select(sa.text("*")).select_from(sub)
+        wm_col = sa.column(source["watermark_column"]) if sub is not None else None
+    else:
+        stmt = sa.select(sa.text("*")).select_from(sa.table(source["table"]))
+        wm_col = sa.column(source["watermark_column"]) if "watermark_column" in source else None
+    if wm_col is not None:
+        if watermark is not None:
+            stmt = stmt.where(wm_col > sa.bindparam("watermark", _watermark_value(watermark)))
+        stmt = stmt.order_by(wm_col)
+    return stmt
+
+
+def _watermark_value(text: str):
+    """Watermarks are stored as text; give the database back a number or a date where they were one."""
+    for conv in (int, float, dt.datetime.fromisoformat):
+        try:
+            return conv(text)
+        except ValueError:
+            continue
+    return text
+
+
+def read_sql_batch(source: dict, data_dir: Path, environ: dict[str, str], seen_sha256: set[str],
+                   watermark: str | None = None) -> Iterator[RawBatch]:
+    """Read the source's table or query through SQLAlchemy; the result's content hash identifies
+    the batch. With `watermark_column`, only rows above the last landed watermark are read."""
     import sqlalchemy as sa
 
     url = sql_url(source, data_dir, environ)
-    engine = sa.create_engine(url)
     try:
-        # The table name is validated by the catalog schema and quoted by SQLAlchemy.
-        table = sa.table(source["table"])
-        query = sa.select(sa.text("*")).select_from(table)
+        engine = sa.create_engine(url, pool_pre_ping=True)
+    except (sa.exc.ArgumentError, ModuleNotFoundError) as exc:
+        raise SourceError(f"source {source['id']}: unusable database URL ({type(exc).__name__}: {_no_secrets(str(exc), url)})") from None
+    stmt = _sql_query(source, watermark)
+    try:
         with engine.connect() as conn:
-            result = conn.execute(query)
+            result = conn.execute(stmt)
             columns = list(result.keys())
             rows = [dict(zip(columns, r)) for r in result]
     except sa.exc.SQLAlchemyError as exc:
-        raise SourceError(f"source {source['id']}: query failed: {type(exc.orig or exc).__name__}: {str(exc.orig or exc).splitlines()[0]}") from None
+        orig = getattr(exc, "orig", None) or exc
+        first = str(orig).splitlines()[0] if str(orig) else ""
+        raise SourceError(f"source {source['id']}: query failed: {type(orig).__name__}: {_no_secrets(first, url)}") from None
     finally:
         engine.dispose()
+    if not rows and watermark is not None:
+        return  # nothing new since the last watermark
     canonical = json.dumps([columns, [[_jsonable(r[c]) for c in columns] for r in rows]], sort_keys=False)
     sha = hashlib.sha256(canonical.encode()).hexdigest()
     if sha in seen_sha256:
         return
-    shown = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
-    yield RawBatch(source["id"], None, sha, shown, columns, rows)
+    shown = str(stmt.compile(engine))
+    if watermark is not None:
+        shown += f"  -- watermark > {watermark}"
+    wm_col = source.get("watermark_column")
+    new_wm = None
+    if wm_col and rows:
+        key = next((c for c in columns if c.lower() == wm_col.lower()), None)
+        values = [r[key] for r in rows if key and r[key] is not None]
+        new_wm = str(_jsonable(max(values))) if values else watermark
+    yield RawBatch(source["id"], None, sha, shown, columns, rows, watermark=new_wm)
+
+
+def _no_secrets(text: str, url: str) -> str:
+    """Remove a database URL's password (and the URL itself) from an error text."""
+    try:
+        import sqlalchemy as sa
+
+        password = sa.engine.make_url(url).password
+    except Exception:  # an unparseable URL: hide it whole
+        password = None
+    out = text.replace(url, "<database url>")
+    return out.replace(password, "***") if password else out
 
 
 def _jsonable(v):
@@ -164,3 +290,18 @@ def _jsonable(v):
     if isinstance(v, (bytes, bytearray)):
         return v.hex()
     return v
+
+
+def read_batches(source: dict, data_dir: Path, environ: dict[str, str], seen_sha256: set[str],
+                 watermark: str | None = None) -> Iterator[RawBatch]:
+    """New batches of any source kind (files not seen before, a changed query result, new pages)."""
+    kind = source["kind"]
+    if kind in ("csv", "excel"):
+        return read_file_batches(source, data_dir, seen_sha256)
+    if kind == "sql":
+        return read_sql_batch(source, data_dir, environ, seen_sha256, watermark)
+    if kind == "http":
+        from pipelines.ingest.http import read_http_batch
+
+        return read_http_batch(source, environ, seen_sha256)
+    raise SourceError(f"source {source['id']}: unknown kind {kind!r}")

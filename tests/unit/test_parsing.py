@@ -12,11 +12,26 @@ def test_numbers(raw, expected):
     assert parse_number(raw, "value") == expected
 
 
-@pytest.mark.parametrize("raw", ["3O.5", "12,4", "n/a", "nan", "inf", "1e309", True])
+@pytest.mark.parametrize("raw", ["3O.5", "12,4", "nan", "inf", "1e309", "--5", "1.2.3", True])
 def test_unparseable_numbers_are_named(raw):
     with pytest.raises(Rejected) as exc:
         parse_number(raw, "value")
     assert exc.value.reason == "unparseable_number"
+
+
+@pytest.mark.parametrize("raw", ["-", "N/A", "n/a", "..", "*", " : "])
+def test_missing_markers_are_missing_not_zero(raw):
+    with pytest.raises(Rejected) as exc:
+        parse_number(raw, "value")
+    assert exc.value.reason == "missing_value"
+
+
+@pytest.mark.parametrize("raw,unit,expected", [
+    ("95%", "percent", 95.0), ("95.5 %", None, 95.5), ("0.955", "fraction_to_percent", 95.5),
+    ("95%", "fraction_to_percent", 95.0), ("1\u00a0234", None, 1234.0), ("+7", None, 7.0),
+])
+def test_units_and_text_forms(raw, unit, expected):
+    assert parse_number(raw, "value", unit) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("raw,freq,expected", [
@@ -25,13 +40,20 @@ def test_unparseable_numbers_are_named(raw):
     ("2026-Q3", "quarterly", dt.date(2026, 7, 1)),
     ("2026 q1", "quarterly", dt.date(2026, 1, 1)),
     (dt.datetime(2025, 4, 1, 0, 0), "quarterly", dt.date(2025, 4, 1)),
+    ("May 2019", "monthly", dt.date(2019, 5, 1)),
+    ("September 2019", "monthly", dt.date(2019, 9, 1)),
+    ("2019/20 Q1", "quarterly", dt.date(2019, 4, 1)),
+    ("2019/20 Q4", "quarterly", dt.date(2020, 1, 1)),
+    ("2019/2020 Q3", "quarterly", dt.date(2019, 10, 1)),
+    ("2017-03-01 00:00:00", "monthly", dt.date(2017, 3, 1)),
 ])
 def test_periods(raw, freq, expected):
     assert parse_period(raw, freq) == expected
 
 
 @pytest.mark.parametrize("raw,freq,reason", [
-    ("Oct 2026", "monthly", "unparseable_period"),
+    ("Octember 2026", "monthly", "unparseable_period"),
+    ("2019/20 Q5", "quarterly", "unparseable_period"),
     ("2026-13", "monthly", "unparseable_period"),
     ("2026-10-15", "monthly", "period_not_aligned"),
     ("2026-08", "quarterly", "period_not_aligned"),
