@@ -142,7 +142,8 @@ def _seen_sha256(con: duckdb.DuckDBPyConnection, source_id: str) -> set[str]:
 def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, outcomes, run_id: str, now: dt.datetime) -> BatchReport:
     batch_id = f"{source['id']}:{batch.sha256[:16]}"
     dept = source["department"]
-    rows_in = len(batch.records)
+    # An unreadable file is one input unit, quarantined whole (its record has no row number).
+    rows_in = len(batch.records) or (1 if batch.error else 0)
     obs = frame.reset_index(names="row_number")
     obs["batch_id"], obs["source_id"], obs["department_id"] = batch_id, source["id"], dept
     obs["source_file"], obs["source_sha256"], obs["source_query"] = batch.source_file, batch.sha256, batch.query

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import datetime as dt
+import decimal
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -287,6 +288,8 @@ def _no_secrets(text: str, url: str) -> str:
 def _jsonable(v):
     if isinstance(v, (dt.date, dt.datetime)):
         return v.isoformat()
+    if isinstance(v, decimal.Decimal):
+        return str(v)
     if isinstance(v, (bytes, bytearray)):
         return v.hex()
     return v
