@@ -276,6 +276,7 @@ def _print_summary(s: Settings, run_id: str) -> None:
 
 @app.command()
 def status(
+    catalog: Optional[Path] = CatalogOpt,
     warehouse: Optional[Path] = WarehouseOpt,
     fmt: str = typer.Option("table", "--format", help="table or json"),
 ):
@@ -286,7 +287,7 @@ def status(
     if fmt not in ("table", "json"):
         err.print(f"[red]error:[/] --format must be 'table' or 'json', not {fmt!r}")
         raise typer.Exit(EXIT_CONFIG)
-    s = _settings(None, None, warehouse)
+    s = _settings(catalog, None, warehouse)
     try:
         with connect(s.warehouse, read_only=True) as con:
             rows = kpi_status(con)

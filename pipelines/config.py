@@ -24,6 +24,20 @@ ENV = {
 }
 
 
+def _catalog_defaults(catalog_dir: Path) -> dict[str, Path]:
+    """`data_dir` / `warehouse` from the catalog's kpiwatch.yml, relative to the catalog.
+    A broken file is ignored here: `load_catalog` reports it with file, line and key."""
+    import yaml
+
+    try:
+        doc = yaml.safe_load((catalog_dir / "kpiwatch.yml").read_text(encoding="utf-8")) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    return {k: (catalog_dir / doc[k]).resolve() for k in ("data_dir", "warehouse") if isinstance(doc.get(k), str)}
+
+
 @dataclass(frozen=True)
 class Settings:
     catalog_dir: Path = DEFAULT_CATALOG
@@ -45,6 +59,10 @@ class Settings:
             if raw:
                 values[field_name] = dt.date.fromisoformat(raw) if field_name == "as_of" else Path(raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
+        # A catalog may name its own data directory and warehouse (examples/ do): used when
+        # neither a flag nor the environment sets them.
+        for key, path in _catalog_defaults(Path(values.get("catalog_dir", DEFAULT_CATALOG))).items():
+            values.setdefault(key, path)
         return cls(**values)
 
     def resolved(self) -> "Settings":

@@ -41,6 +41,8 @@ class Catalog:
     directory: Path
     name: str
     as_of: dt.date | None
+    data_dir: Path | None
+    warehouse: Path | None
     departments: dict[str, dict[str, Any]]
     sources: dict[str, dict[str, Any]]
     kpis: dict[str, dict[str, Any]]
@@ -253,6 +255,8 @@ def load_catalog(directory: str | Path) -> Catalog:
         directory=directory,
         name=settings.get("name", directory.name),
         as_of=_date(settings.get("as_of")),
+        data_dir=(directory / settings["data_dir"]).resolve() if settings.get("data_dir") else None,
+        warehouse=(directory / settings["warehouse"]).resolve() if settings.get("warehouse") else None,
         departments=departments,
         sources=sources,
         kpis=kpis,

@@ -18,6 +18,10 @@ SETTINGS = {
         # The reporting date ("today") of the catalog. The demo pins it so its stories read
         # the same on any day; leave it out to report as of the current date.
         "as_of": DATE,
+        # Defaults for this catalog, relative to the catalog directory (flags and environment
+        # variables win): where its sources' files are, and its own warehouse file.
+        "data_dir": {"type": "string", "minLength": 1},
+        "warehouse": {"type": "string", "minLength": 1},
     },
 }
 
@@ -65,6 +69,9 @@ FIELD = {
          "properties": {"subtract": {"type": "array", "items": COLUMN, "minItems": 2, "maxItems": 2}}},
         {"type": "object", "additionalProperties": False, "required": ["sum"],
          "properties": {"sum": {"type": "array", "items": COLUMN, "minItems": 2}}},
+        # an id from several columns, joined with "|" (org_id "RF4|1" rolls up to "RF4")
+        {"type": "object", "additionalProperties": False, "required": ["join"],
+         "properties": {"join": {"type": "array", "items": COLUMN, "minItems": 2}}},
         {   # a period from separate year and month (or quarter) columns
             "type": "object", "additionalProperties": False, "required": ["year"],
             "properties": {"year": COLUMN, "month": COLUMN, "quarter": COLUMN},

@@ -21,7 +21,7 @@ create or replace table catalog.kpis (
     source_id varchar not null, owner_name varchar, owner_slack varchar, unit varchar,
     direction varchar not null, frequency varchar not null, aggregation varchar not null,
     scale double not null, tolerance double not null, trajectory varchar not null,
-    methodology varchar, tags varchar);
+    methodology varchar, tags varchar, targets_from varchar not null);
 create or replace table catalog.targets (
     kpi_id varchar not null, point_type varchar not null, value double not null,
     point_date date not null, effective_from date);
@@ -66,14 +66,17 @@ def write_catalog(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: dt.da
             i, k["name"], k["department"], k["source"], k["owner"]["name"], k["owner"].get("slack"),
             k["unit"], k["direction"], k["frequency"], k["aggregation"], float(k.get("scale", 1)),
             float(k["tolerance"]), k.get("trajectory", "linear"), k.get("methodology"),
-            ",".join(k.get("tags", [])),
+            ",".join(k.get("tags", [])), k.get("targets_from", "catalog"),
         ])
+        if k.get("targets_from", "catalog") == "source":
+            continue  # each period's target comes with the data
         target_rows.append([i, "baseline", float(k["baseline"]["value"]), d(k["baseline"]["date"]), None])
         for t in k["targets"]:
             eff = d(t["effective_from"]) if t.get("effective_from") else None
             target_rows.append([i, "target", float(t["value"]), d(t["due"]), eff])
-    con.executemany("insert into catalog.kpis values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", kpi_rows)
-    con.executemany("insert into catalog.targets values (?, ?, ?, ?, ?)", target_rows)
+    con.executemany("insert into catalog.kpis values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", kpi_rows)
+    if target_rows:
+        con.executemany("insert into catalog.targets values (?, ?, ?, ?, ?)", target_rows)
     ms_rows = []
     for i, m in catalog.milestones.items():
         kpi = catalog.kpis[m["kpi"]]

@@ -44,6 +44,8 @@ def field_columns(spec) -> list[str]:
         return list(spec["subtract"])
     if "sum" in spec:
         return list(spec["sum"])
+    if "join" in spec:
+        return list(spec["join"])
     return [spec[k] for k in ("year", "month", "quarter") if k in spec]
 
 
@@ -163,6 +165,9 @@ def _evaluate(name: str, spec, record: dict, markers, frequency: str | None):
                 raise Rejected("unparseable_period", f"year/month/quarter of {spec}")
             return parse_period(text, frequency)
         return parse_period(record.get(spec["column"]), frequency, spec.get("format"))
+    if "join" in spec:
+        parts = [_text(record.get(c)) for c in spec["join"]]
+        return None if any(p is None for p in parts) else "|".join(parts)
     if name in ("kpi_id", "org_id"):
         raw = _text(record.get(spec["column"]))
         if raw is not None and "map" in spec:

@@ -1,4 +1,3 @@
-import json
 import os
 
 import dagster as dg
@@ -15,8 +14,10 @@ if os.environ.get("DAGSTER_IS_DEV_CLI"):
     prepare_manifest()
 
 
-def dbt_build_args(as_of: str) -> list[str]:
-    return ["build", "--vars", json.dumps({"as_of_date": as_of})]
+def dbt_build_args() -> list[str]:
+    # The reporting date reaches dbt through catalog.settings (written by kpi_catalog), not
+    # through --vars: one source of truth, and the unit tests run under the same vars as a run.
+    return ["build"]
 
 
 @dbt_assets(manifest=MANIFEST, dagster_dbt_translator=KpiwatchTranslator())
@@ -25,4 +26,4 @@ def kpiwatch_dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource, 
     scorecard). dbt tests arrive as asset checks."""
     # dbt reads the warehouse path from the environment (profiles.yml uses env_var).
     os.environ.update(kpiwatch.settings().export())
-    yield from dbt.cli(dbt_build_args(kpiwatch.reporting_date().isoformat()), context=context).stream()
+    yield from dbt.cli(dbt_build_args(), context=context).stream()

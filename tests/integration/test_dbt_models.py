@@ -45,7 +45,7 @@ create table catalog.kpis (
     kpi_id varchar, name varchar, department_id varchar, source_id varchar,
     owner_name varchar, owner_slack varchar, unit varchar, direction varchar,
     frequency varchar, aggregation varchar, scale double, tolerance double,
-    trajectory varchar, methodology varchar, tags varchar);
+    trajectory varchar, methodology varchar, tags varchar, targets_from varchar);
 create table catalog.targets (
     kpi_id varchar, point_type varchar, value double, point_date date, effective_from date);
 create table catalog.milestones (
@@ -60,7 +60,7 @@ create table raw.observations (
     batch_id varchar, source_id varchar, department_id varchar, kpi_id varchar,
     org_id varchar, period date, value double, numerator double, denominator double,
     source_file varchar, source_sha256 varchar, source_query varchar, row_number integer,
-    loaded_at timestamp);
+    loaded_at timestamp, target double);
 create table raw.quarantine (
     batch_id varchar, source_id varchar, department_id varchar, row_number integer,
     reason varchar, detail varchar, record varchar, loaded_at timestamp);
@@ -123,7 +123,7 @@ def build_warehouse(path: Path) -> None:
                 ("health_waits", "health", "sql", "select ...", "quarterly", 45),
             ],
         )
-        kpi = "insert into catalog.kpis values (?, ?, ?, ?, 'Owner', 'U0OWN', ?, ?, ?, ?, ?, ?, ?, 'm', ?)"
+        kpi = "insert into catalog.kpis values (?, ?, ?, ?, 'Owner', 'U0OWN', ?, ?, ?, ?, ?, ?, ?, 'm', ?, null)"
         con.executemany(
             kpi,
             [
@@ -223,7 +223,7 @@ def build_warehouse(path: Path) -> None:
             "insert into raw.batches values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", batches
         )
         con.executemany(
-            "insert into raw.observations values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "insert into raw.observations values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, null)",
             observations,
         )
         con.execute(

@@ -6,6 +6,8 @@
 -- Before the baseline there is no expected value; after the last target the expected value
 -- is the last target's value; a KPI with a baseline but no target has no expected value.
 -- target_value / target_date are B (or the last target once past it).
+-- KPIs with `targets_from: source` take each period's target from the data instead: the
+-- expected value is that period's target (none when the source sent 0 or nothing: grey).
 
 with
 
@@ -73,14 +75,19 @@ expected as (
         baselines.baseline_value,
         baselines.baseline_date,
         case
+            when kpis.targets_from = 'source' then kpi_values.period_target
             when segments.next_anchor_date is not null then segments.next_anchor_value
             when segments.anchor_type = 'target' then segments.anchor_value
         end as target_value,
         case
+            when kpis.targets_from = 'source' then
+                case when kpi_values.period_target is not null then kpi_values.period_end end
             when segments.next_anchor_date is not null then segments.next_anchor_date
             when segments.anchor_type = 'target' then segments.anchor_date
         end as target_date,
         case
+            when kpis.targets_from = 'source'
+                then kpi_values.period_target
             -- past the last target: hold its value
             when segments.next_anchor_date is null and segments.anchor_type = 'target'
                 then segments.anchor_value

@@ -33,6 +33,9 @@ per_period as (
         sum(observations.denominator) as denominator,
         count(observations.numerator) as numerator_count,
         count(observations.denominator) as denominator_count,
+        -- targets delivered with the data (targets_from: source); 0 means "no target set"
+        sum(nullif(observations.target, 0)) as sum_target,
+        avg(nullif(observations.target, 0)) as mean_target,
         -- the batch that delivered the latest revision among the organisations
         first(observations.batch_id order by observations.loaded_at desc, observations.batch_id desc)
             as latest_batch_id,
@@ -64,7 +67,8 @@ aggregated as (
                     -- is averaged, so its value is the KPI's value
                     when org_count = 1 then sum_value
                 end
-        end as actual
+        end as actual,
+        case when aggregation = 'sum' then sum_target else mean_target end as period_target
     from per_period
 
 ),
@@ -79,6 +83,7 @@ final as (
         numerator,
         denominator,
         org_count,
+        period_target,
         latest_batch_id,
         latest_loaded_at
     from aggregated

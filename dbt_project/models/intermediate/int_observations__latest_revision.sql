@@ -35,6 +35,7 @@ final as (
         value,
         numerator,
         denominator,
+        target,
         batch_id,
         loaded_at,
         revisions

@@ -23,7 +23,8 @@ final as (
         cast(tolerance as double) as tolerance,
         cast(trajectory as varchar) as trajectory,
         cast(methodology as varchar) as methodology,
-        cast(tags as varchar) as tags
+        cast(tags as varchar) as tags,
+        cast(coalesce(targets_from, 'catalog') as varchar) as targets_from
     from source
 
 )

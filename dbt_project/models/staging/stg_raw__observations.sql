@@ -18,6 +18,7 @@ final as (
         cast(value as double) as value,
         cast(numerator as double) as numerator,
         cast(denominator as double) as denominator,
+        cast(target as double) as target,
         cast(source_file as varchar) as source_file,
         cast(source_sha256 as varchar) as source_sha256,
         cast(source_query as varchar) as source_query,

@@ -1,0 +1,108 @@
+"""Acceptance on real public data (../shared/realdata): NHS England A&E and MTA Bridges and
+Tunnels, run through the whole graph from their example catalogs. Skipped when the data is absent."""
+import csv
+import datetime as dt
+from collections import defaultdict
+
+import dagster as dg
+import pytest
+import yaml
+
+from pipelines.config import PROJECT_ROOT, Settings
+from pipelines.warehouse import connect
+from tests.conftest import REALDATA
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not REALDATA.is_dir(), reason=f"real data not found at {REALDATA} (not part of the repository)"),
+]
+EXAMPLES = PROJECT_ROOT / "examples"
+
+
+def run_example(name, tmp_path):
+    from pipelines.definitions import build_definitions
+    from pipelines.transform.project import prepare_manifest
+
+    prepare_manifest()
+    settings = Settings.from_env({}, catalog_dir=EXAMPLES / name, warehouse=tmp_path / "w.duckdb",
+                                 alerts_file=tmp_path / "alerts.jsonl").resolved()
+    assert settings.data_dir == REALDATA.resolve()  # from the catalog's kpiwatch.yml
+    import os
+    saved = dict(os.environ)
+    os.environ.update(settings.export())
+    try:
+        defs = build_definitions(settings)
+        with dg.DagsterInstance.ephemeral() as instance:
+            result = dg.materialize(list(defs.assets), resources=defs.resources, instance=instance, raise_on_error=False)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    failed = [e.step_key for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert result.success, failed
+    return settings.warehouse
+
+
+def rows(wh, sql):
+    with connect(wh, read_only=True) as con:
+        cur = con.execute(sql)
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+def test_nhs_ae_national_and_provider_performance(tmp_path):
+    wh = run_example("nhs-ae", tmp_path)
+    by_month, by_provider = defaultdict(lambda: [0, 0]), defaultdict(lambda: [0, 0])
+    with (REALDATA / "nhsr-ae-attendances" / "ae_attendances.csv").open() as fh:
+        data = list(csv.DictReader(fh))
+    for r in data:
+        month = dt.date.fromisoformat(r["period"])
+        for acc in (by_month[month], by_provider[(r["org_code"], month)]):
+            acc[0] += int(r["attendances"])
+            acc[1] += int(r["breaches"])
+    [acc] = rows(wh, "select sum(rows_in) i, sum(rows_accepted) a, sum(rows_quarantined) q from raw.batches")
+    assert acc == {"i": len(data), "a": len(data), "q": 0}  # 12,765 rows, all landed
+    national = {r["period"]: r for r in rows(wh, "select * from marts.fct_kpi_progress where kpi_id = 'ae_four_hour'")}
+    assert len(national) == len(by_month) == 36
+    for month, (att, br) in by_month.items():
+        assert national[month]["actual"] == pytest.approx(100 * (1 - br / att), abs=0.01)
+        assert national[month]["status"] == "red"  # below 95% in every month of the span
+        assert national[month]["expected_value"] == pytest.approx(95.0)
+    providers = {(r["org_id"], r["period"]): r["actual"] for r in rows(wh, "select * from marts.fct_kpi_org_values")}
+    assert len(providers) == len(by_provider)
+    for (org, month), (att, br) in list(by_provider.items())[:500]:
+        expected = None if att == 0 else 100 * (1 - br / att)
+        assert providers[(org, month)] == (pytest.approx(expected, abs=0.01) if expected is not None else None)
+
+
+def test_mta_statuses_follow_direction_and_zero_targets_are_grey(tmp_path):
+    with (REALDATA / "mta-tbta" / "MTA_Performance_TBTA.csv").open(encoding="utf-8-sig") as fh:
+        data = list(csv.DictReader(fh))
+    # The catalog's directions agree with the data's DESIRED_CHANGE.
+    kpis = {k["id"]: k for k in yaml.safe_load((EXAMPLES / "mta-bridges-tunnels" / "kpis.yml").read_text())["kpis"]}
+    sources = yaml.safe_load((EXAMPLES / "mta-bridges-tunnels" / "sources.yml").read_text())["sources"]
+    name_to_id = sources[0]["columns"]["kpi_id"]["map"]
+    for r in data:
+        want = "higher_is_better" if r["DESIRED_CHANGE"] == "U" else "lower_is_better"
+        assert kpis[name_to_id[r["INDICATOR_NAME"]]]["direction"] == want
+
+    wh = run_example("mta-bridges-tunnels", tmp_path)
+    [acc] = rows(wh, "select sum(rows_in) i, sum(rows_accepted) a, sum(rows_quarantined) q from raw.batches")
+    assert acc == {"i": 2 * len(data), "a": 2 * len(data), "q": 0}  # monthly and YTD reads of 348 rows
+    progress = {(r["kpi_id"], r["period"]): r for r in rows(wh, "select * from marts.fct_kpi_progress")}
+    checked = 0
+    for r in data:
+        period = dt.date(int(r["PERIOD_YEAR"]), int(r["PERIOD_MONTH"]), 1)
+        for suffix, actual_col, target_col in (("", "MONTHLY_ACTUAL", "MONTHLY_TARGET"), ("_ytd", "YTD_ACTUAL", "YTD_TARGET")):
+            kpi_id = name_to_id[r["INDICATOR_NAME"]] + suffix
+            row = progress[(kpi_id, period)]
+            actual, target = float(r[actual_col]), float(r[target_col] or 0)
+            assert row["actual"] == pytest.approx(actual)
+            if target == 0:
+                assert row["status"] == "grey" and row["expected_value"] is None
+                continue
+            gap = (actual - target) if r["DESIRED_CHANGE"] == "U" else (target - actual)
+            tol = kpis[kpi_id]["tolerance"]
+            want = "green" if gap >= 0 else ("amber" if gap >= -tol - 1e-9 else "red")
+            assert row["status"] == want, (kpi_id, period, actual, target)
+            checked += 1
+    assert checked > 300
