@@ -221,7 +221,19 @@ def _kpi_table(kpis: list[dict], title: str) -> Table:
     return t
 
 
+def _restatement_line(r: dict) -> str:
+    if r["previous_value"] is not None or r["revised_value"] is not None:
+        change = f"{_fmt(r['previous_value'])} → {_fmt(r['revised_value'])} ({r['value_change']:+,.2f})" \
+            if r["value_change"] is not None else f"{_fmt(r['previous_value'])} → {_fmt(r['revised_value'])}"
+    else:
+        change = (f"{_fmt(r['previous_numerator'])}/{_fmt(r['previous_denominator'])} → "
+                  f"{_fmt(r['revised_numerator'])}/{_fmt(r['revised_denominator'])}")
+    org = "" if r["org_id"] == "ALL" else f" {r['org_id']}"
+    return f"{r['kpi_id']}{org} {str(r['period'])[:7]}: {change} in {r['revising_source_file'] or r['revising_batch_id']}"
+
+
 def _print_summary(s: Settings, run_id: str) -> None:
+    from pipelines.reporting.restatements import restatements
     from pipelines.reporting.summary import run_summary
     from pipelines.warehouse import connect
 
@@ -261,6 +273,12 @@ def _print_summary(s: Settings, run_id: str) -> None:
               f"from {len(sm['batches'])} new batch(es)")
     for q in sm["quarantine"]:
         out.print(f"  quarantined {q['rows']} × {q['reason']} ({q['source_id']})")
+    with connect(s.warehouse, read_only=True) as con:
+        restated = restatements(con, run_id)
+    if restated:
+        out.print(f"[bold]Restated[/] by this run's batches: {len(restated)} published figure(s)")
+        for r in restated[:10]:
+            out.print("  " + _restatement_line(r), markup=False)
     passed = sum(c["batches"] for c in sm["checks"] if c["success"])
     failed = [c for c in sm["checks"] if not c["success"]]
     out.print(f"[bold]Checks[/] this run: {passed} passed, {sum(c['batches'] for c in failed)} failed"
@@ -281,6 +299,7 @@ def status(
     fmt: str = typer.Option("table", "--format", help="table or json"),
 ):
     """Show the current status of every KPI (latest period) from the warehouse."""
+    from pipelines.reporting.restatements import restatements
     from pipelines.reporting.summary import kpi_status
     from pipelines.warehouse import WarehouseBusy, connect
 
@@ -292,6 +311,7 @@ def status(
         with connect(s.warehouse, read_only=True) as con:
             rows = kpi_status(con)
             as_of = con.execute("select as_of from catalog.settings").fetchone()[0]
+            restated = restatements(con)
     except WarehouseBusy as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_BUSY)
@@ -299,9 +319,13 @@ def status(
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_CONFIG)
     if fmt == "json":
-        sys.stdout.write(json.dumps({"as_of": as_of, "kpis": rows}, default=str, indent=2) + "\n")
+        sys.stdout.write(json.dumps({"as_of": as_of, "kpis": rows, "restatements": restated}, default=str, indent=2) + "\n")
         return
     out.print(_kpi_table(rows, f"KPI status as of {as_of}"))
+    if restated:
+        out.print(f"Restated figures ({len(restated)}; newest first):")
+        for r in restated[:15]:
+            out.print("  " + _restatement_line(r), markup=False)
 
 
 # Commands owned by other stages (quality and audit; alert silences, acks and digests).

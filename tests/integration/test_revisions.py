@@ -1,0 +1,58 @@
+"""A resubmitted period with a different value is a revision: the marts use the latest, the
+history stays, and fct_kpi_restatements (and `kpiwatch status`) show what changed."""
+import json
+import os
+
+import dagster as dg
+import pytest
+
+from pipelines.config import Settings
+from pipelines.warehouse import connect
+from tests.support.catalogs import kpi, write_catalog
+
+pytestmark = pytest.mark.slow
+
+
+def test_revision_latest_wins_and_is_listed(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    from pipelines.definitions import build_definitions
+    from pipelines.transform.project import prepare_manifest
+
+    prepare_manifest()
+    source = {"id": "returns", "department": "dept", "kind": "csv", "path": "in/*.csv", "cadence": "monthly",
+              "lag_days": 14, "columns": {"kpi_id": "kpi", "period": "month", "value": "value"}}
+    catalog = write_catalog(tmp_path / "catalog", [source], [kpi("homes", "returns")], as_of="2026-04-20")
+    data = tmp_path / "data"
+    (data / "in").mkdir(parents=True)
+    (data / "in" / "a_2026-03.csv").write_text("kpi,month,value\nhomes,2026-01,10\nhomes,2026-02,20\nhomes,2026-03,30\n")
+    settings = Settings(catalog_dir=catalog, data_dir=data, warehouse=tmp_path / "w.duckdb",
+                        alerts_file=tmp_path / "alerts.jsonl").resolved()
+    saved = dict(os.environ)
+    os.environ.update(settings.export())
+    try:
+        with dg.DagsterInstance.ephemeral() as instance:
+            for step in ("first", "resubmission"):
+                if step == "resubmission":  # February restated, March unchanged
+                    (data / "in" / "b_2026-03-corrected.csv").write_text("kpi,month,value\nhomes,2026-02,24.5\nhomes,2026-03,30\n")
+                defs = build_definitions(settings)
+                result = dg.materialize(list(defs.assets), resources=defs.resources, instance=instance)
+                assert result.success
+        status = CliRunner().invoke(app, ["status", "--catalog", str(catalog), "--format", "json"])
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    with connect(settings.warehouse, read_only=True) as con:
+        progress = con.execute("select period, actual from marts.fct_kpi_progress order by period").fetchall()
+        history = con.execute("select count(*) from raw.observations").fetchone()[0]
+        restated = con.execute(
+            "select period, previous_value, revised_value, value_change, revising_source_file from marts.fct_kpi_restatements"
+        ).fetchall()
+    assert [(p.isoformat(), v) for p, v in progress] == [("2026-01-01", 10.0), ("2026-02-01", 24.5), ("2026-03-01", 30.0)]
+    assert history == 5  # both submissions kept
+    assert [(p.isoformat(), a, b, c, f) for p, a, b, c, f in restated] == [
+        ("2026-02-01", 20.0, 24.5, 4.5, "in/b_2026-03-corrected.csv")]
+    assert status.exit_code == 0, status.output
+    doc = json.loads(status.output)
+    assert [(r["kpi_id"], r["period"], r["value_change"]) for r in doc["restatements"]] == [("homes", "2026-02-01", 4.5)]
