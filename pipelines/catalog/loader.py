@@ -211,8 +211,15 @@ def load_catalog(directory: str | Path) -> Catalog:
             if value and (value.startswith(("/", "\\")) or ".." in Path(value).parts):
                 add("sources.yml", node, ["sources", i, key], "must be a relative path inside the data directory")
         cols = src["columns"]
-        if "value" not in cols and not ("numerator" in cols and "denominator" in cols):
-            add("sources.yml", node, ["sources", i, "columns"], "map 'value', or both 'numerator' and 'denominator'")
+        if "wide" in src:
+            for key in ("kpi_id", "value", "numerator", "denominator"):
+                if key in cols:
+                    add("sources.yml", node, ["sources", i, "columns", key], "a wide source takes KPI ids and values from wide.kpi_columns")
+        else:
+            if "kpi_id" not in cols:
+                add("sources.yml", node, ["sources", i, "columns"], "map 'kpi_id' (or use 'wide' with one column per KPI)")
+            if "value" not in cols and not ("numerator" in cols and "denominator" in cols):
+                add("sources.yml", node, ["sources", i, "columns"], "map 'value', or both 'numerator' and 'denominator'")
 
     for i, kpi, node in items("kpis.yml", "kpis"):
         base = ["kpis", i]
@@ -224,7 +231,7 @@ def load_catalog(directory: str | Path) -> Catalog:
         else:
             if src["department"] != kpi["department"]:
                 add("kpis.yml", node, base + ["source"], f"source {kpi['source']!r} belongs to department {src['department']!r}")
-            cols = src["columns"]
+            cols = dict(src["columns"], **({"value": "(wide)"} if "wide" in src else {}))
             if kpi["aggregation"] == "ratio" and not ("numerator" in cols and "denominator" in cols):
                 add("kpis.yml", node, base + ["aggregation"], f"ratio KPI needs source {kpi['source']!r} to map 'numerator' and 'denominator'")
             if kpi["aggregation"] != "ratio" and "value" not in cols:

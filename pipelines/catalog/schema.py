@@ -140,8 +140,17 @@ SOURCES = {
                     "columns": {
                         "type": "object",
                         "additionalProperties": False,
-                        "required": ["kpi_id", "period"],
+                        "required": ["period"],
                         "properties": {name: FIELD for name in MAPPED},
+                    },
+                    # Wide sources: one column per KPI ({column: kpi_id}); each cell is an
+                    # observation and the unit of accounting (rows_in counts cells).
+                    "wide": {
+                        "type": "object", "additionalProperties": False, "required": ["kpi_columns"],
+                        "properties": {
+                            "kpi_columns": {"type": "object", "minProperties": 1, "additionalProperties": ID},
+                            "unit": {"enum": ["number", "percent", "fraction_to_percent"]},
+                        },
                     },
                 },
             },

@@ -15,7 +15,7 @@ import duckdb
 import pandas as pd
 
 from pipelines.catalog.loader import Catalog
-from pipelines.ingest.parsing import Rejected, parse_record, required_columns
+from pipelines.ingest.parsing import Rejected, expand_wide, parse_record, required_columns
 from pipelines.ingest.readers import RawBatch, SourceError, read_batches
 from pipelines.quality.gx_validation import SUITE, ExpectationOutcome, validate_frame
 from pipelines.warehouse import ensure_landing
@@ -75,9 +75,9 @@ def _json(record: dict) -> str:
 
 def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.date):
     """Pure step: a raw batch -> (accepted frame indexed by row number, quarantine rows, outcomes)."""
-    columns = source["columns"]
     kpis = {k: catalog.kpis[k] for k in catalog.kpis_of_source(source["id"])}
     numbered = list(enumerate(batch.records, start=1))
+    cells = dict(numbered)  # record (or cell) number -> record
     quarantine: list[tuple[int | None, str, str, str]] = []
 
     if batch.error:
@@ -87,6 +87,10 @@ def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.dat
         ]
     needed = required_columns(source)
     missing = [c for c in needed if c not in batch.columns]
+    if not missing and source.get("wide"):
+        # One column per KPI: each cell is an observation (and the unit of accounting).
+        numbered, batch.cell_rows, source = expand_wide(batch.records, source)
+        cells = dict(numbered)
     if missing:
         # A schema change: nothing in the batch can be trusted, so it is quarantined whole.
         detail = f"missing column(s) {', '.join(map(repr, missing))}; found {', '.join(map(repr, batch.columns))}"
@@ -122,7 +126,7 @@ def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.dat
         for n, hits in sorted(rejected.items()):
             first = hits[0]
             detail = "; ".join(f"{h.check_name}" for h in hits)
-            quarantine.append((n, first.reason, f"failed {detail}", _json(batch.records[n - 1])))
+            quarantine.append((n, first.reason, f"failed {detail}", _json(cells[n])))
         frame = frame.drop(index=list(rejected))
         outcomes += gx_outcomes
 
@@ -143,8 +147,12 @@ def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, o
     batch_id = f"{source['id']}:{batch.sha256[:16]}"
     dept = source["department"]
     # An unreadable file is one input unit, quarantined whole (its record has no row number).
-    rows_in = len(batch.records) or (1 if batch.error else 0)
+    # A wide source's unit of accounting is the cell (one per KPI column and row).
+    rows_in = len(batch.cell_rows) if batch.cell_rows else (len(batch.records) or (1 if batch.error else 0))
     obs = frame.reset_index(names="row_number")
+    if batch.cell_rows:  # wide source: lineage points at the file row the cell came from
+        obs["row_number"] = obs["row_number"].map(batch.cell_rows)
+        quarantine = [(batch.cell_rows.get(n, n) if n is not None else None, *rest) for n, *rest in quarantine]
     obs["batch_id"], obs["source_id"], obs["department_id"] = batch_id, source["id"], dept
     obs["source_file"], obs["source_sha256"], obs["source_query"] = batch.source_file, batch.sha256, batch.query
     obs["loaded_at"] = now

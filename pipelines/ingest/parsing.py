@@ -49,11 +49,33 @@ def field_columns(spec) -> list[str]:
     return [spec[k] for k in ("year", "month", "quarter") if k in spec]
 
 
+WIDE_KPI, WIDE_VALUE = "__kpi_id__", "__value__"
+
+
 def required_columns(source: dict) -> list[str]:
     cols: list[str] = []
-    for spec in source["columns"].values():
+    for name, spec in source["columns"].items():
         cols += [c for c in field_columns(spec) if c not in cols]
+    for c in (source.get("wide") or {}).get("kpi_columns", {}):
+        if c not in cols:
+            cols.append(c)
     return cols
+
+
+def expand_wide(records: list[dict], source: dict):
+    """Wide-to-long: a row with one column per KPI becomes one record per KPI cell.
+    Returns the numbered cells, each cell's file row number, and the mapping to apply."""
+    wide = source["wide"]
+    kpi_columns = wide["kpi_columns"]
+    numbered, cell_rows = [], {}
+    for row, rec in enumerate(records, start=1):
+        base = {k: v for k, v in rec.items() if k not in kpi_columns}
+        for col, kpi_id in kpi_columns.items():
+            numbered.append((len(numbered) + 1, {**base, WIDE_KPI: kpi_id, WIDE_VALUE: rec.get(col), "__column__": col}))
+            cell_rows[len(numbered)] = row
+    value = {"column": WIDE_VALUE, **({"unit": wide["unit"]} if "unit" in wide else {})}
+    effective = {**source, "columns": {**source["columns"], "kpi_id": WIDE_KPI, "value": value}}
+    return numbered, cell_rows, effective
 
 
 def _is_marker(value: object, markers) -> bool:

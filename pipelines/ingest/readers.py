@@ -30,6 +30,7 @@ class RawBatch:
     records: list[dict[str, object]] = field(default_factory=list)  # row_number -> record (1-based)
     error: str | None = None  # set when the whole batch is unusable (e.g. unreadable file)
     watermark: str | None = None  # sql: the highest watermark value in this batch
+    cell_rows: dict[int, int] | None = None  # wide sources: cell number -> file row number
 
 
 def _sha256_file(path: Path) -> str:

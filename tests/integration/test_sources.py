@@ -329,3 +329,25 @@ def test_http_csv_500_then_success_and_timeout(tmp_path, monkeypatch):
         report = land(tmp_path, [dict(src, retries=0, timeout_seconds=0.3)], [kpi("homes", "api")], tmp_path, "api",
                       wh=tmp_path / "w3.duckdb")
         assert "timed out" in report.error
+
+
+def test_wide_to_long_one_column_per_kpi(tmp_path):
+    (tmp_path / "data" / "in").mkdir(parents=True)
+    (tmp_path / "data" / "in" / "wide.csv").write_text(
+        "Month,Homes delivered,Voids %,Notes\n"
+        "2026-01,120,2.5%,\n"
+        "2026-02,-,3.1%,late\n"
+        "2026-03,131,oops,\n")
+    src = {"id": "wide_src", "department": "dept", "kind": "csv", "path": "in/*.csv", "cadence": "monthly",
+           "columns": {"period": "Month"},
+           "wide": {"kpi_columns": {"Homes delivered": "homes", "Voids %": "voids"}, "unit": "percent"}}
+    report = land(tmp_path, [src], [kpi("homes", "wide_src"), kpi("voids", "wide_src")], tmp_path / "data", "wide_src")
+    [b] = report.batches
+    assert (b.rows_in, b.rows_accepted, b.rows_quarantined) == (6, 4, 2)  # cells
+    assert b.reasons == {"missing_value": 1, "unparseable_number": 1}
+    with connect(tmp_path / "w.duckdb", read_only=True) as con:
+        got = con.execute("select kpi_id, period, value, row_number from raw.observations order by kpi_id, period").fetchall()
+        q = con.execute("select row_number, reason from raw.quarantine order by row_number").fetchall()
+    assert [(k, p.isoformat()[:7], v, r) for k, p, v, r in got] == [
+        ("homes", "2026-01", 120.0, 1), ("homes", "2026-03", 131.0, 3), ("voids", "2026-01", 2.5, 1), ("voids", "2026-02", 3.1, 2)]
+    assert q == [(2, "missing_value"), (3, "unparseable_number")]  # file rows, not cell numbers
