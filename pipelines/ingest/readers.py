@@ -87,6 +87,7 @@ def _read_csv(path: Path, source: dict) -> tuple[list[str], list[dict[str, objec
     if not rows:
         return [], []
     header = [h.strip() for h in rows[0]]
+    _no_duplicate_columns(header)
     records = []
     for values in rows[1:]:
         if not any(v.strip() for v in values):
@@ -96,6 +97,17 @@ def _read_csv(path: Path, source: dict) -> tuple[list[str], list[dict[str, objec
             rec["__extra__"] = values[len(header):]
         records.append(rec)
     return header, records
+
+
+def _no_duplicate_columns(header: list[str]) -> None:
+    """Two columns with one name make every mapped value ambiguous: refuse the file."""
+    seen, dups = set(), []
+    for h in header:
+        if h and h in seen and h not in dups:
+            dups.append(h)
+        seen.add(h)
+    if dups:
+        raise SourceError(f"duplicate column name(s) {', '.join(map(repr, dups))} in the header")
 
 
 def _find_header(rows: list[tuple], source: dict) -> int:
@@ -159,6 +171,7 @@ def _read_excel(path: Path, source: dict) -> tuple[list[str], list[dict[str, obj
     if len(rows) <= h:
         return [], []
     header = [str(v).strip() if v is not None else "" for v in rows[h]]
+    _no_duplicate_columns(header)
     records = []
     for values in rows[h + 1:]:
         if all(v is None or (isinstance(v, str) and not v.strip()) for v in values):

@@ -351,3 +351,11 @@ def test_wide_to_long_one_column_per_kpi(tmp_path):
     assert [(k, p.isoformat()[:7], v, r) for k, p, v, r in got] == [
         ("homes", "2026-01", 120.0, 1), ("homes", "2026-03", 131.0, 3), ("voids", "2026-01", 2.5, 1), ("voids", "2026-02", 3.1, 2)]
     assert q == [(2, "missing_value"), (3, "unparseable_number")]  # file rows, not cell numbers
+
+
+def test_duplicate_header_refuses_the_file(tmp_path):
+    (tmp_path / "data" / "in").mkdir(parents=True)
+    (tmp_path / "data" / "in" / "dup.csv").write_text("KPI,Month,Area,Value,Value\nrate,2026-01,A,1,2\n")
+    [b] = land(tmp_path, [CSV_SOURCE], [kpi("rate", "csv_src")], tmp_path / "data", "csv_src").batches
+    assert b.reasons == {"unreadable_source": 1}
+    assert "in/dup.csv: duplicate column name(s) 'Value' in the header" == b.outcomes[0].observed
