@@ -1,0 +1,250 @@
+"""The owner's scorecard: one self-contained HTML file (inline CSS, charts as inline SVG, no
+network resources) with a tile per KPI, a milestone timeline and a department roll-up.
+
+Every value taken from data is HTML-escaped. Status and data trust are given in words as well
+as colour; every chart has a text description and a data-table alternative.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import html
+from dataclasses import dataclass
+
+STATUS_WORDS = {"green": "On track", "amber": "Slipping", "red": "Off track", "grey": "No data / not yet due"}
+TRUST_WORDS = {"trusted": "Data trusted", "stale": "Data stale", "failed_checks": "Data failed checks",
+               "anomalous": "Data anomalous"}
+MILESTONE_WORDS = {"met": "Met", "missed": "Missed", "at_risk": "At risk", "upcoming": "Upcoming"}
+# Colours chosen for contrast >= 4.5:1 with white text (badges) and on white (lines).
+COLOURS = {"green": "#1b6e3a", "amber": "#8a5300", "red": "#b3261e", "grey": "#5f6368",
+           "trusted": "#1b6e3a", "stale": "#8a5300", "failed_checks": "#b3261e", "anomalous": "#6a1b9a",
+           "met": "#1b6e3a", "missed": "#b3261e", "at_risk": "#8a5300", "upcoming": "#3c4a9e"}
+
+CSS = """
+:root { color-scheme: light; }
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1f1f1f;
+       margin: 0 auto; max-width: 1200px; padding: 1.5rem; background: #fff; }
+h1 { font-size: 1.6rem; margin: 0 0 .25rem; } h2 { margin-top: 2rem; border-bottom: 2px solid #ddd; }
+h3 { font-size: 1.05rem; margin: 0 0 .4rem; }
+.meta { color: #444; margin: 0 0 1rem; }
+.tiles { display: grid; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr)); gap: 1rem; }
+.tile { border: 1px solid #ccc; border-left: 6px solid var(--c); border-radius: 6px; padding: .8rem;
+        break-inside: avoid; page-break-inside: avoid; }
+.badge { display: inline-block; color: #fff; border-radius: 4px; padding: .05rem .45rem; font-size: .85rem;
+         font-weight: 600; margin-right: .3rem; }
+.figures { margin: .4rem 0; } .figures dt { font-weight: 600; display: inline; }
+.figures dd { display: inline; margin: 0 .8rem 0 .2rem; }
+table { border-collapse: collapse; width: 100%; margin: .5rem 0; font-size: .9rem; }
+th, td { border: 1px solid #ccc; padding: .25rem .45rem; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+details summary { cursor: pointer; color: #1a4d8f; } details summary:focus { outline: 2px solid #1a4d8f; }
+svg { width: 100%; height: auto; }
+.reason { color: #444; font-size: .88rem; }
+a { color: #1a4d8f; }
+@media print { body { padding: 0; max-width: none; } details { display: block; }
+               details > summary { display: none; } .tile { border-left-width: 4px; } }
+"""
+
+
+def esc(value) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def fmt(value, unit: str | None = None) -> str:
+    if value is None:
+        return "–"
+    v = float(value)
+    text = f"{v:,.1f}" if abs(v) < 100 else f"{v:,.0f}"
+    return f"{text}%" if unit == "percent" else text
+
+
+def _rows(con, sql: str, params=None) -> list[dict]:
+    cur = con.execute(sql, params or [])
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+@dataclass
+class Series:
+    kpi: dict
+    points: list[dict]  # fct_kpi_progress rows, by period
+    targets: list[dict]  # catalog.targets rows of type target
+
+
+def _x(d: dt.date, lo: dt.date, hi: dt.date, width: float, pad: float) -> float:
+    span = max((hi - lo).days, 1)
+    return pad + (d - lo).days / span * (width - 2 * pad)
+
+
+def chart_svg(s: Series, chart_id: str) -> str:
+    """Actual (solid), trajectory (dashed), target points (diamonds) and the forecast to the
+    next due date (dotted), with a title and a description for screen readers."""
+    k, pts = s.kpi, [p for p in s.points if p["actual"] is not None]
+    if not pts:
+        return '<p class="reason">No data to chart yet.</p>'
+    latest = pts[-1]
+    dates = [p["period_end"] for p in pts] + [t["point_date"] for t in s.targets]
+    values = [p["actual"] for p in pts] + [p["expected_value"] for p in pts if p["expected_value"] is not None]
+    values += [t["value"] for t in s.targets]
+    forecast = None
+    if latest.get("forecast_value") is not None and latest.get("target_date"):
+        forecast = (latest["target_date"], latest["forecast_value"])
+        dates.append(forecast[0])
+        values.append(forecast[1])
+    lo_d, hi_d = min(dates), max(dates)
+    lo_v, hi_v = min(values), max(values)
+    if hi_v == lo_v:
+        lo_v, hi_v = lo_v - 1, hi_v + 1
+    margin = (hi_v - lo_v) * 0.08
+    lo_v, hi_v = lo_v - margin, hi_v + margin
+    w, h, pad = 360.0, 150.0, 8.0
+
+    def xy(d, v):
+        y = pad + (hi_v - v) / (hi_v - lo_v) * (h - 2 * pad)
+        return f"{_x(d, lo_d, hi_d, w, pad):.1f},{y:.1f}"
+
+    actual = " ".join(xy(p["period_end"], p["actual"]) for p in pts)
+    expected = " ".join(xy(p["period_end"], p["expected_value"]) for p in pts if p["expected_value"] is not None)
+    colour = COLOURS.get(latest["status"], "#333")
+    parts = [
+        f'<svg viewBox="0 0 {w:.0f} {h:.0f}" role="img" aria-labelledby="{chart_id}-t {chart_id}-d" '
+        f'xmlns="http://www.w3.org/2000/svg">',
+        f'<title id="{chart_id}-t">{esc(k["kpi_name"])}: actual against trajectory</title>',
+        f'<desc id="{chart_id}-d">{esc(_describe(s))}</desc>',
+        f'<rect x="0" y="0" width="{w:.0f}" height="{h:.0f}" fill="#fff" stroke="#ddd"/>',
+    ]
+    if expected:
+        parts.append(f'<polyline points="{expected}" fill="none" stroke="#555" stroke-width="1.5" stroke-dasharray="5 4"/>')
+    parts.append(f'<polyline points="{actual}" fill="none" stroke="{colour}" stroke-width="2.2"/>')
+    for t in s.targets:
+        x, y = map(float, xy(t["point_date"], t["value"]).split(","))
+        parts.append(f'<path d="M{x:.1f},{y - 5:.1f} L{x + 5:.1f},{y:.1f} L{x:.1f},{y + 5:.1f} L{x - 5:.1f},{y:.1f} Z" '
+                     f'fill="#1a4d8f"><title>target {esc(fmt(t["value"], k["unit"]))} by {esc(t["point_date"])}</title></path>')
+    if forecast:
+        parts.append(f'<polyline points="{xy(latest["period_end"], latest["actual"])} {xy(*forecast)}" fill="none" '
+                     f'stroke="{colour}" stroke-width="1.5" stroke-dasharray="1 4"/>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _describe(s: Series) -> str:
+    k, pts = s.kpi, [p for p in s.points if p["actual"] is not None]
+    first, last = pts[0], pts[-1]
+    text = (f"From {first['period']:%b %Y} to {last['period']:%b %Y} the value went from "
+            f"{fmt(first['actual'], k['unit'])} to {fmt(last['actual'], k['unit'])}")
+    if last["expected_value"] is not None:
+        text += f"; the trajectory expects {fmt(last['expected_value'], k['unit'])}"
+    if last.get("forecast_value") is not None and last.get("target_date"):
+        text += (f"; the forecast for {last['target_date']:%d %b %Y} is {fmt(last['forecast_value'], k['unit'])}"
+                 f" against a target of {fmt(last['target_value'], k['unit'])}")
+    return text + "."
+
+
+def _tile(s: Series, idx: int) -> str:
+    k = s.kpi
+    pts = [p for p in s.points if p["actual"] is not None]
+    latest = pts[-1] if pts else None
+    status = latest["status"] if latest else "grey"
+    trust = latest["data_trust"] if latest else "stale"
+    reason = latest["data_trust_reason"] if latest else "no data landed for this KPI"
+    change = ""
+    if len(pts) >= 2 and pts[-2]["actual"] is not None:
+        diff = pts[-1]["actual"] - pts[-2]["actual"]
+        change = f"{'+' if diff >= 0 else '−'}{fmt(abs(diff), k['unit'])} on {pts[-2]['period']:%b %Y}"
+    target = (f"{fmt(latest['target_value'], k['unit'])} by {latest['target_date']:%d %b %Y}"
+              if latest and latest["target_value"] is not None and latest["target_date"] else "–")
+    forecast = "–"
+    if latest and latest.get("forecast_value") is not None:
+        words = {"will_miss": "will miss", "on_track": "on track"}.get(latest["forecast_status"], latest["forecast_status"])
+        forecast = f"{fmt(latest['forecast_value'], k['unit'])} ({esc(words)})"
+    rows = "".join(
+        f"<tr><td>{p['period']:%Y-%m}</td><td class='num'>{esc(fmt(p['actual'], k['unit']))}</td>"
+        f"<td class='num'>{esc(fmt(p['expected_value'], k['unit']))}</td><td>{esc(STATUS_WORDS.get(p['status'], p['status']))}</td></tr>"
+        for p in pts[-24:])
+    return f"""
+<article class="tile" style="--c:{COLOURS.get(status, '#333')}" aria-labelledby="kpi-{idx}">
+  <h3 id="kpi-{idx}">{esc(k['kpi_name'])} <span class="reason">({esc(k['kpi_id'])})</span></h3>
+  <p><span class="badge" style="background:{COLOURS.get(status)}">{esc(STATUS_WORDS.get(status, status))}</span>
+     <span class="badge" style="background:{COLOURS.get(trust, '#333')}">{esc(TRUST_WORDS.get(trust, trust))}</span></p>
+  <dl class="figures">
+    <dt>Latest</dt><dd>{esc(fmt(latest['actual'], k['unit'])) if latest else '–'}{f" ({latest['period']:%b %Y})" if latest else ''}</dd>
+    <dt>Change</dt><dd>{esc(change) or '–'}</dd>
+    <dt>Expected</dt><dd>{esc(fmt(latest['expected_value'], k['unit'])) if latest else '–'}</dd>
+    <dt>Target</dt><dd>{esc(target)}</dd>
+    <dt>Forecast</dt><dd>{forecast}</dd>
+    <dt>Owner</dt><dd>{esc(k['owner_name'])}</dd>
+  </dl>
+  {chart_svg(s, f"chart-{idx}")}
+  <p class="reason">Data trust: {esc(reason)}</p>
+  <details><summary>Data table for {esc(k['kpi_name'])}</summary>
+    <table><caption class="reason">Last {min(len(pts), 24)} periods</caption>
+      <thead><tr><th scope="col">Period</th><th scope="col">Actual</th><th scope="col">Expected</th><th scope="col">Status</th></tr></thead>
+      <tbody>{rows}</tbody></table>
+  </details>
+</article>"""
+
+
+def render_scorecard(con, generated_at: dt.datetime | None = None) -> str:
+    """The scorecard HTML from the warehouse's marts."""
+    generated_at = generated_at or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+    settings = _rows(con, "select as_of, catalog_name from catalog.settings")[0]
+    kpis = _rows(con, "select * from marts.dim_kpis order by department_id, kpi_id")
+    points = _rows(con, "select * from marts.fct_kpi_progress order by kpi_id, period")
+    targets = _rows(con, "select * from catalog.targets where point_type = 'target' order by kpi_id, point_date")
+    departments = _rows(con, "select * from marts.fct_department_scorecard order by department_id")
+    milestones = _rows(con, "select * from marts.fct_milestones order by due_date, milestone_id")
+    by_kpi: dict[str, list[dict]] = {}
+    for p in points:
+        by_kpi.setdefault(p["kpi_id"], []).append(p)
+    tgt: dict[str, list[dict]] = {}
+    for t in targets:
+        tgt.setdefault(t["kpi_id"], []).append(t)
+
+    roll = "".join(
+        f"<tr><th scope='row'><a href='#dept-{esc(d['department_id'])}'>{esc(d['department_name'])}</a></th>"
+        f"<td class='num'>{d['kpis']}</td><td class='num'>{d['green']}</td><td class='num'>{d['amber']}</td>"
+        f"<td class='num'>{d['red']}</td><td class='num'>{d['grey']}</td><td class='num'>{d['untrusted']}</td>"
+        f"<td class='num'>{d['milestones_met']}</td><td class='num'>{d['milestones_missed']}</td>"
+        f"<td class='num'>{d['milestones_at_risk']}</td><td class='num'>{d['milestones_upcoming']}</td>"
+        f"<td>{'Overdue' if d['source_overdue'] else 'Up to date'}</td></tr>"
+        for d in departments)
+    sections, idx = [], 0
+    for d in departments:
+        tiles = []
+        for k in (k for k in kpis if k["department_id"] == d["department_id"]):
+            idx += 1
+            tiles.append(_tile(Series(k, by_kpi.get(k["kpi_id"], []), tgt.get(k["kpi_id"], [])), idx))
+        sections.append(f"""
+<section aria-labelledby="dept-{esc(d['department_id'])}">
+  <h2 id="dept-{esc(d['department_id'])}">{esc(d['department_name'])}</h2>
+  <p class="meta">{d['green']} on track, {d['amber']} slipping, {d['red']} off track, {d['grey']} without data;
+     {d['untrusted']} with data that is not fully trusted; source {'overdue' if d['source_overdue'] else 'up to date'}.</p>
+  <div class="tiles">{''.join(tiles)}</div>
+</section>""")
+    ms_rows = "".join(
+        f"<tr><td>{esc(m['due_date'])}</td><td>{esc(m['title'])}</td><td>{esc(m['department_id'])}</td>"
+        f"<td><span class='badge' style='background:{COLOURS.get(m['state'], '#333')}'>{esc(MILESTONE_WORDS.get(m['state'], m['state']))}</span></td>"
+        f"<td class='num'>{esc(fmt(m['latest_actual']))}</td><td class='num'>{esc(fmt(m['threshold']))}</td>"
+        f"<td class='num'>{esc(fmt(m['forecast_value']))}</td><td>{esc(m['owner_name'])}</td></tr>"
+        for m in milestones)
+    title = f"KPI scorecard — {settings['catalog_name']}"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{esc(title)}</title><style>{CSS}</style></head>
+<body>
+<header><h1>{esc(title)}</h1>
+<p class="meta">Reporting date {esc(settings['as_of'])} · generated {esc(generated_at)} UTC by kpiwatch.
+Status compares each KPI's latest value with its trajectory to target; data trust says whether the
+data behind it can be relied on.</p></header>
+<main>
+<section aria-labelledby="rollup"><h2 id="rollup">Departments at a glance</h2>
+<table><thead><tr><th scope="col">Department</th><th scope="col">KPIs</th><th scope="col">On track</th>
+<th scope="col">Slipping</th><th scope="col">Off track</th><th scope="col">No data</th><th scope="col">Data not trusted</th>
+<th scope="col">Milestones met</th><th scope="col">Missed</th><th scope="col">At risk</th><th scope="col">Upcoming</th>
+<th scope="col">Latest submission</th></tr></thead><tbody>{roll}</tbody></table></section>
+{''.join(sections)}
+<section aria-labelledby="milestones"><h2 id="milestones">Milestone timeline</h2>
+<table><thead><tr><th scope="col">Due</th><th scope="col">Milestone</th><th scope="col">Department</th>
+<th scope="col">State</th><th scope="col">Latest</th><th scope="col">Threshold</th><th scope="col">Forecast at due date</th>
+<th scope="col">Owner</th></tr></thead><tbody>{ms_rows}</tbody></table></section>
+</main></body></html>
+"""
