@@ -14,6 +14,10 @@ DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
 DEFAULT_CATALOG = PROJECT_ROOT / "catalog"
 
+# The Dagster owner of the shared stages (catalog, landing, dbt models, alerting); a
+# department's ingest assets are owned by its head (catalog `head.email`) or its team.
+DATA_TEAM_OWNER = "team:data-engineering"
+
 ENV = {
     "catalog_dir": "KPIWATCH_CATALOG",
     "data_dir": "KPIWATCH_DATA_DIR",

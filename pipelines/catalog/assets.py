@@ -2,6 +2,7 @@ import dagster as dg
 
 from pipelines.catalog.loader import load_catalog
 from pipelines.catalog.tables import write_catalog
+from pipelines.config import DATA_TEAM_OWNER
 from pipelines.resources import KpiwatchResource
 from pipelines.warehouse import connect
 
@@ -12,7 +13,8 @@ CATALOG_KEYS = [dg.AssetKey(["catalog", t]) for t in CATALOG_TABLES]
 @dg.multi_asset(
     name="kpi_catalog",
     group_name="catalog",
-    specs=[dg.AssetSpec(k, kinds={"yaml", "duckdb"}, description=f"catalog.{k.path[-1]}: from the YAML catalog")
+    specs=[dg.AssetSpec(k, kinds={"yaml", "duckdb"}, owners=[DATA_TEAM_OWNER],
+                        description=f"catalog.{k.path[-1]}: from the YAML catalog")
            for k in CATALOG_KEYS],
 )
 def kpi_catalog(context: dg.AssetExecutionContext, kpiwatch: KpiwatchResource):

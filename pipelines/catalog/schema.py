@@ -7,7 +7,12 @@ PERSON = {
     "type": "object",
     "additionalProperties": False,
     "required": ["name"],
-    "properties": {"name": {"type": "string", "minLength": 1}, "slack": SLACK},
+    "properties": {
+        "name": {"type": "string", "minLength": 1},
+        "slack": SLACK,
+        # shown as the Dagster asset owner of the department's ingest assets
+        "email": {"type": "string", "pattern": r"^[^@\s]+@[^@\s]+\.[^@\s]+$"},
+    },
 }
 
 SETTINGS = {

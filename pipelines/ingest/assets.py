@@ -10,6 +10,7 @@ from pipelines.warehouse import connect, ensure_landing
 
 SEVERITY = {"critical": dg.AssetCheckSeverity.ERROR, "warn": dg.AssetCheckSeverity.WARN}
 from pipelines.catalog.assets import CATALOG_KEYS
+from pipelines.config import DATA_TEAM_OWNER
 
 LANDED = dg.AssetKey(["raw", "observations"])
 # The landing tables dbt reads; raw.observations carries the accounting check.
@@ -58,7 +59,13 @@ def _check_results(key: dg.AssetKey, report: SourceReport):
         )
 
 
-def build_ingest_asset(source_id: str, source: dict) -> dg.AssetsDefinition:
+def ingest_owners(source: dict, department: dict) -> list[str]:
+    """The department head (by email) owns its ingest assets; else the department's team."""
+    email = (department.get("head") or {}).get("email")
+    return [email] if email else [f"team:{source['department']}"]
+
+
+def build_ingest_asset(source_id: str, source: dict, department: dict | None = None) -> dg.AssetsDefinition:
     key = ingest_key(source_id)
     specs = [
         dg.AssetCheckSpec(name, asset=key, description=f"{severity}: see expectations/suites and pipelines/ingest/landing.py")
@@ -72,7 +79,8 @@ def build_ingest_asset(source_id: str, source: dict) -> dg.AssetsDefinition:
         deps=CATALOG_KEYS,
         check_specs=specs,
         kinds={kinds, "duckdb", "great_expectations"},
-        tags={"department": source["department"]},
+        tags={"department": source["department"], "source_kind": source["kind"]},
+        owners=ingest_owners(source, department or {}),
         description=(
             f"Lands new batches of source `{source_id}` ({source['kind']}, department "
             f"{source['department']}) into raw.observations; rejected rows go to raw.quarantine "
@@ -109,7 +117,7 @@ def build_landing_asset(ingest_keys: list[dg.AssetKey]) -> dg.AssetsDefinition:
     @dg.multi_asset(
         name="landed_observations",
         group_name="ingest",
-        specs=[dg.AssetSpec(k, deps=ingest_keys, kinds={"duckdb"}, description=f"{'.'.join(k.path)}: landing table, appended by the ingest assets")
+        specs=[dg.AssetSpec(k, deps=ingest_keys, kinds={"duckdb"}, owners=[DATA_TEAM_OWNER], description=f"{'.'.join(k.path)}: landing table, appended by the ingest assets")
                for k in LANDING_KEYS],
         check_specs=[dg.AssetCheckSpec("rows_accounted", asset=LANDED,
                                        description="critical: every batch's landed + quarantined rows equal its input rows")],

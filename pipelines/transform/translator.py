@@ -3,6 +3,8 @@ from typing import Any, Mapping
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
+from pipelines.config import DATA_TEAM_OWNER
+
 class KpiwatchTranslator(DagsterDbtTranslator):
     """Groups dbt models by their folder (staging / intermediate / marts), by rule, never by
     model name. dbt sources keep their default keys (`catalog/kpis`, `raw/observations`, ...),
@@ -15,6 +17,9 @@ class KpiwatchTranslator(DagsterDbtTranslator):
         if dbt_resource_props["resource_type"] == "source":
             return super().get_asset_key(dbt_resource_props)
         return dg.AssetKey(dbt_resource_props["name"])
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]):
+        return [DATA_TEAM_OWNER]
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         fqn = dbt_resource_props.get("fqn", [])
