@@ -13,6 +13,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipelines.config import Settings
@@ -232,6 +233,14 @@ def _restatement_line(r: dict) -> str:
     return f"{r['kpi_id']}{org} {str(r['period'])[:7]}: {change} in {r['revising_source_file'] or r['revising_batch_id']}"
 
 
+def _print_trust_reasons(kpis: list[dict]) -> None:
+    """Why each figure is not trusted (the reason is kept beside the flag, never hidden)."""
+    for k in kpis:
+        if k["data_trust"] != "trusted":
+            trust = k["data_trust"]
+            out.print(f"  [{TRUST_STYLE.get(trust, '')}]{trust}[/] {k['kpi_id']}: {escape(k.get('data_trust_reason') or '')}")
+
+
 def _print_summary(s: Settings, run_id: str) -> None:
     from pipelines.reporting.restatements import restatements
     from pipelines.reporting.summary import run_summary
@@ -242,16 +251,25 @@ def _print_summary(s: Settings, run_id: str) -> None:
     out.print()
     out.print(f"[bold]kpiwatch summary[/] — as of {sm['as_of']}, run {run_id}")
     t = Table(title="KPIs by status per department", title_justify="left")
-    for col in ("department", "KPIs", "green", "amber", "red", "grey", "untrusted", "milestones met/missed/at risk/upcoming", "source"):
+    published = {p["department_id"]: p["published"] for p in sm["publication"]}
+    for col in ("department", "KPIs", "green", "amber", "red", "grey", "untrusted", "milestones met/missed/at risk/upcoming",
+                "source", "publication"):
         t.add_column(col)
     for d in sm["departments"]:
+        pub = published.get(d["department_id"])
         t.add_row(d["department_id"], str(d["kpis"]), f"[green]{d['green']}[/]", f"[yellow]{d['amber']}[/]",
                   f"[red]{d['red']}[/]", str(d["grey"]), str(d["untrusted"]),
                   f"{d['milestones_met']}/{d['milestones_missed']}/{d['milestones_at_risk']}/{d['milestones_upcoming']}",
-                  "[red]overdue[/]" if d["source_overdue"] else "[green]up to date[/]")
+                  "[red]overdue[/]" if d["source_overdue"] else "[green]up to date[/]",
+                  "–" if pub is None else "[green]published[/]" if pub else "[red]blocked[/]")
     out.print(t)
-    out.print(_kpi_table([k for k in sm["kpis"] if k["status"] != "green" or k["data_trust"] != "trusted"],
-                         "KPIs needing attention (not green, or data not trusted)"))
+    attention = [k for k in sm["kpis"] if k["status"] != "green" or k["data_trust"] != "trusted"]
+    out.print(_kpi_table(attention, "KPIs needing attention (not green, or data not trusted)"))
+    _print_trust_reasons(attention)
+    for p in sm["publication"]:
+        if not p["published"]:
+            out.print(f"  [red]publication blocked[/] {p['department_id']}: {escape(p['reason'])} "
+                      "(previously published figures stay, marked stale)")
     ms = [m for m in sm["milestones"] if m["state"] in ("missed", "at_risk")]
     out.print("[bold]Milestones[/]: " + ", ".join(f"{st} {sum(m['state'] == st for m in sm['milestones'])}"
                                                  for st in ("met", "missed", "at_risk", "upcoming")))
@@ -283,6 +301,16 @@ def _print_summary(s: Settings, run_id: str) -> None:
     failed = [c for c in sm["checks"] if not c["success"]]
     out.print(f"[bold]Checks[/] this run: {passed} passed, {sum(c['batches'] for c in failed)} failed"
               + (": " + ", ".join(f"{c['check_name']} ({c['severity']})" for c in failed) if failed else ""))
+    for c in sm["other_checks"]:
+        out.print(f"  {c['kind']}: {c['passed']} passed, {c['failed']} failed"
+                  + (f": {c['failed_names']}" if c["failed"] else ""))
+    drift = [f for f in sm["drift"] if f["severity"] != "info"]
+    out.print(f"[bold]Drift[/] this run: {len(drift)} finding(s)"
+              + (f" ({sum(f['severity'] == 'critical' for f in drift)} critical)" if drift else "")
+              + f", {len(sm['drift']) - len(drift)} info")
+    for f in drift:
+        colour = "red" if f["severity"] == "critical" else "yellow"
+        out.print(f"  [{colour}]{f['severity']}[/] {f['kind']}: {escape(f['detail'])}")
     sent = len({a["fingerprint"] for a in sm["alerts"] if a["outcome"] == "sent"})
     failed = len({a["fingerprint"] for a in sm["alerts"] if a["outcome"] == "failed"})
     out.print(f"[bold]Alerts[/] this run: {sent} sent, {failed} failed, {len(sm['firing'])} firing in total")
@@ -321,7 +349,8 @@ def status(
     if fmt == "json":
         sys.stdout.write(json.dumps({"as_of": as_of, "kpis": rows, "restatements": restated}, default=str, indent=2) + "\n")
         return
-    out.print(_kpi_table(rows, f"KPI status as of {as_of}"))
+    out.print(_kpi_table(rows, f"KPI status and data trust as of {as_of} (as published)"))
+    _print_trust_reasons(rows)
     if restated:
         out.print(f"Restated figures ({len(restated)}; newest first):")
         for r in restated[:15]:

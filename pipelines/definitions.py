@@ -13,8 +13,10 @@ def build_definitions(settings: Settings | None = None, loggers: dict | None = N
     from dagster_dbt import DbtCliResource
 
     from pipelines.alerting.assets import kpi_alerts
+    from pipelines.alerting.automation import digest_job, digest_schedule, run_failure_alerts
     from pipelines.catalog.assets import kpi_catalog
     from pipelines.ingest.assets import build_drop_folder_sensor, build_ingest_asset, build_landing_asset
+    from pipelines.quality.assets import build_publish_asset, drift_findings
     from pipelines.resources import KpiwatchResource, _load
     from pipelines.transform.assets import kpiwatch_dbt_models
     from pipelines.transform.project import dbt_executable
@@ -23,14 +25,15 @@ def build_definitions(settings: Settings | None = None, loggers: dict | None = N
     catalog = _load(str(settings.catalog_dir))
     ingest = [build_ingest_asset(sid, src) for sid, src in sorted(catalog.sources.items())]
     job = dg.define_asset_job(ALL_ASSETS_JOB, selection=dg.AssetSelection.all(),
-                              description="The whole kpiwatch graph: catalog → ingest → dbt → alerts.")
+                              description="The whole kpiwatch graph: catalog → ingest → dbt → drift → publish, alerts.")
     return dg.Definitions(
-        assets=[kpi_catalog, *ingest, build_landing_asset([a.key for a in ingest]), kpiwatch_dbt_models, kpi_alerts],
-        jobs=[job],
+        assets=[kpi_catalog, *ingest, build_landing_asset([a.key for a in ingest]), kpiwatch_dbt_models,
+                drift_findings, build_publish_asset(), kpi_alerts],
+        jobs=[job, digest_job],
         schedules=[dg.ScheduleDefinition(name="kpiwatch_daily", job=job, cron_schedule="0 6 * * *",
                                          execution_timezone="UTC",
-                                         description="Daily full run at 06:00 UTC.")],
-        sensors=[build_drop_folder_sensor(catalog, ALL_ASSETS_JOB)],
+                                         description="Daily full run at 06:00 UTC."), digest_schedule],
+        sensors=[build_drop_folder_sensor(catalog, ALL_ASSETS_JOB), run_failure_alerts],
         resources={
             "kpiwatch": KpiwatchResource.from_settings(settings),
             "dbt": DbtCliResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR),

@@ -3,7 +3,8 @@
 import dagster as dg
 
 from pipelines.catalog.loader import Catalog
-from pipelines.ingest.landing import OWN_CHECKS, SourceReport, ingest_source
+from pipelines.ingest.landing import OWN_CHECKS, PRE_SUITE_CHECKS, SourceReport, ingest_source
+from pipelines.quality.contracts import source_suite_name
 from pipelines.quality.gx_validation import suite_check_names
 from pipelines.resources import KpiwatchResource
 from pipelines.warehouse import connect, ensure_landing
@@ -18,10 +19,12 @@ LANDING_KEYS = [LANDED, dg.AssetKey(["raw", "batches"]), dg.AssetKey(["raw", "qu
                 dg.AssetKey(["quality", "check_results"])]
 
 
-def check_names() -> list[tuple[str, str]]:
-    """Every check an ingest asset reports, with its severity, in a stable order."""
-    own = list(OWN_CHECKS.items())
-    return own[:2] + suite_check_names() + own[2:]
+def check_names(source_id: str) -> list[tuple[str, str]]:
+    """Every check a source's ingest asset reports, with its severity, in a stable order: the
+    kpiwatch checks that run before the source's GX suite, the suite, then the rest."""
+    pre = [(n, s) for n, s in OWN_CHECKS.items() if n in PRE_SUITE_CHECKS]
+    post = [(n, s) for n, s in OWN_CHECKS.items() if n not in PRE_SUITE_CHECKS]
+    return pre + suite_check_names(source_suite_name(source_id)) + post
 
 
 def ingest_key(source_id: str) -> dg.AssetKey:
@@ -29,7 +32,7 @@ def ingest_key(source_id: str) -> dg.AssetKey:
 
 
 def _check_results(key: dg.AssetKey, report: SourceReport):
-    for name, severity in check_names():
+    for name, severity in check_names(report.source_id):
         per_batch = []
         for b in report.batches:
             per_batch += [(b, o) for o in b.outcomes if o.check_name == name]
@@ -67,9 +70,11 @@ def ingest_owners(source: dict, department: dict) -> list[str]:
 
 def build_ingest_asset(source_id: str, source: dict, department: dict | None = None) -> dg.AssetsDefinition:
     key = ingest_key(source_id)
+    suite = source_suite_name(source_id)
     specs = [
-        dg.AssetCheckSpec(name, asset=key, description=f"{severity}: see expectations/suites and pipelines/ingest/landing.py")
-        for name, severity in check_names()
+        dg.AssetCheckSpec(name, asset=key, description=f"{severity}: see expectations/suites/{suite}.json and "
+                                                       "pipelines/ingest/landing.py (docs/quality.md)")
+        for name, severity in check_names(source_id)
     ]
     kinds = {"csv": "csv", "excel": "excel", "sql": "sql"}[source["kind"]]
 
@@ -84,7 +89,8 @@ def build_ingest_asset(source_id: str, source: dict, department: dict | None = N
         description=(
             f"Lands new batches of source `{source_id}` ({source['kind']}, department "
             f"{source['department']}) into raw.observations; rejected rows go to raw.quarantine "
-            "with a named reason. Each batch is validated with the `landed_observations` GX suite."
+            "with a named reason. Each batch's schema is checked against the source's contract and its "
+            f"rows are validated with the `{source_suite_name(source_id)}` GX suite (docs/quality.md)."
         ),
     )
     def _ingest(context: dg.AssetExecutionContext, kpiwatch: KpiwatchResource):

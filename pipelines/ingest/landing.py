@@ -2,7 +2,10 @@
 raw.observations and rejected rows to raw.quarantine, each with a named reason.
 
 For every batch: rows_accepted + rows_quarantined = rows_in. A batch whose file (sha256) or
-query result was landed before is skipped, so re-ingesting is a no-op.
+query result was landed before is skipped, so re-ingesting is a no-op. Before its rows are
+read, a batch's schema is checked against its source's contract (expectations/suites/
+source_<id>.json) or previous batch: a change quarantines it whole, with the change named;
+an empty file is a named outcome too (docs/quality.md).
 """
 from __future__ import annotations
 
@@ -17,20 +20,57 @@ import pandas as pd
 from pipelines.catalog.loader import Catalog
 from pipelines.ingest.parsing import Rejected, expand_wide, parse_record, required_columns
 from pipelines.ingest.readers import RawBatch, SourceError, read_batches
-from pipelines.quality.gx_validation import SUITE, ExpectationOutcome, validate_frame
+from pipelines.quality.contracts import compare_schema, contract_columns, infer_schema, source_suite_name
+from pipelines.quality.gx_validation import ExpectationOutcome, validate_frame
+from pipelines.quality.store import ensure_quality
 from pipelines.warehouse import ensure_landing
 
 # Above this share of rejected rows a batch is not trusted (critical): a file that is mostly
 # wrong more likely has a systematic problem (wrong template, shifted columns) than bad rows.
 MAX_REJECTED_SHARE = 0.25
 
-# Checks computed by kpiwatch itself rather than by a GX expectation.
+# Checks computed by kpiwatch itself rather than by a GX expectation. The first four run before
+# the source's GX suite, rejection_rate after it.
 OWN_CHECKS = {
+    "not_empty": "warn",             # the batch has data rows (an empty file is a named outcome)
+    "schema_contract": "critical",   # columns and types as in the contract / the previous batch
     "columns_present": "critical",   # the source's mapped columns exist in the batch
     "values_parseable": "warn",      # numbers and periods parse; measures present
     "rejection_rate": "critical",    # share of rejected rows <= MAX_REJECTED_SHARE
 }
+PRE_SUITE_CHECKS = ("not_empty", "schema_contract", "columns_present", "values_parseable")
 PARSED_COLUMNS = ["kpi_id", "org_id", "period", "value", "numerator", "denominator", "target"]
+
+
+@dataclass
+class SchemaVerdict:
+    """A batch's columns and types against its source's contract or previous batch."""
+    observed: list[tuple[str, str]]
+    baseline: list[tuple[str, str]] | None   # None: nothing to compare with (the first batch)
+    compared_with: str | None                # "contract <suite>" or "batch <batch id>"
+    changes: list = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        if self.baseline is None:
+            return "baseline"
+        return "changed" if self.changes else "matches"
+
+    def describe(self) -> str:
+        return "; ".join(c.describe() for c in self.changes)
+
+
+def check_schema(batch: RawBatch, source_id: str, previous: tuple[str, list] | None) -> SchemaVerdict:
+    """Compare a batch's schema (as read, before any mapping) with its source's contract, else
+    with `previous` (batch id, schema) of the source's last accepted batch."""
+    observed = infer_schema(batch.columns, batch.records)
+    suite = source_suite_name(source_id)
+    contract = contract_columns(suite)
+    if contract is not None:
+        return SchemaVerdict(observed, contract, f"contract {suite}", compare_schema(contract, observed))
+    if previous is not None:
+        return SchemaVerdict(observed, previous[1], f"batch {previous[0]}", compare_schema(previous[1], observed))
+    return SchemaVerdict(observed, None, None)
 
 
 @dataclass
@@ -43,6 +83,7 @@ class BatchReport:
     rows_quarantined: int
     reasons: dict[str, int]
     outcomes: list[ExpectationOutcome] = field(default_factory=list)
+    schema: SchemaVerdict | None = None
 
 
 @dataclass
@@ -73,8 +114,12 @@ def _json(record: dict) -> str:
     return json.dumps(record, default=str, ensure_ascii=False)
 
 
-def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.date):
-    """Pure step: a raw batch -> (accepted frame indexed by row number, quarantine rows, outcomes)."""
+def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.date,
+                  schema: SchemaVerdict | None = None, gx_results: list | None = None):
+    """Pure step: a raw batch -> (accepted frame indexed by row number, quarantine rows, outcomes).
+
+    `schema` (from check_schema) is the batch's schema verdict; GX validation results (JSON) are
+    appended to `gx_results` when given."""
     kpis = {k: catalog.kpis[k] for k in catalog.kpis_of_source(source["id"])}
     numbered = list(enumerate(batch.records, start=1))
     cells = dict(numbered)  # record (or cell) number -> record
@@ -85,8 +130,38 @@ def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.dat
         return pd.DataFrame(columns=PARSED_COLUMNS), quarantine, [
             _own("columns_present", False, batch.error, "a readable file")
         ]
+    if not numbered and batch.source_file is None:
+        # A query that returned no rows (e.g. no row matched its parameters): named, not an error.
+        return pd.DataFrame(columns=PARSED_COLUMNS), quarantine, [
+            _own("not_empty", False, "the query returned no rows", "at least one data row")
+        ]
+    if not numbered:
+        # An empty file is a named outcome (never a silent success): like an unreadable file,
+        # the file is the one input unit, quarantined with its reason.
+        found = ", ".join(map(repr, batch.columns)) if batch.columns else "no header either"
+        detail = f"no data rows (columns: {found})"
+        quarantine.append((None, "empty_batch", detail, "{}"))
+        return pd.DataFrame(columns=PARSED_COLUMNS), quarantine, [
+            _own("not_empty", False, detail, "at least one data row", 1, "empty_batch")
+        ]
+    outcomes = [_own("not_empty", True, f"{len(numbered)} data rows", "at least one data row")]
+    if schema is not None and schema.baseline is not None:
+        expected = f"{schema.compared_with}: " + ", ".join(f"{n} ({t})" for n, t in schema.baseline)
+        outcomes.append(_own("schema_contract", not schema.changes, schema.describe() or "columns and types as expected",
+                             expected, len(numbered) if schema.changes else 0, "schema_change" if schema.changes else None))
+    elif schema is not None:
+        outcomes.append(_own("schema_contract", True, "first batch of a source without a contract: schema recorded",
+                             "no contract; later batches are compared with this one"))
     needed = required_columns(source)
     missing = [c for c in needed if c not in batch.columns]
+    if not missing and schema is not None and schema.changes:
+        # Column added, unmapped column missing or renamed, type changed: the source no longer
+        # sends what its contract says, so no row is trusted; all are kept, with the reason.
+        outcomes.append(_own("columns_present", True, f"columns {batch.columns}", f"columns {needed}"))
+        detail = f"schema change ({schema.compared_with}): {schema.describe()}"
+        for n, rec in numbered:
+            quarantine.append((n, "schema_change", detail, _json(rec)))
+        return pd.DataFrame(columns=PARSED_COLUMNS), quarantine, outcomes
     if not missing and source.get("wide"):
         # One column per KPI: each cell is an observation (and the unit of accounting).
         numbered, batch.cell_rows, source = expand_wide(batch.records, source)
@@ -94,12 +169,14 @@ def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.dat
     if missing:
         # A schema change: nothing in the batch can be trusted, so it is quarantined whole.
         detail = f"missing column(s) {', '.join(map(repr, missing))}; found {', '.join(map(repr, batch.columns))}"
+        if schema is not None and schema.changes:
+            detail = f"{schema.describe()}; {detail}"
         for n, rec in numbered:
             quarantine.append((n, "missing_column", detail, _json(rec)))
-        return pd.DataFrame(columns=PARSED_COLUMNS), quarantine, [
+        return pd.DataFrame(columns=PARSED_COLUMNS), quarantine, outcomes + [
             _own("columns_present", False, detail, f"columns {needed}", len(numbered), "missing_column")
         ]
-    outcomes = [_own("columns_present", True, f"columns {batch.columns}", f"columns {needed}")]
+    outcomes.append(_own("columns_present", True, f"columns {batch.columns}", f"columns {needed}"))
 
     parsed, parse_rejects = {}, []
     for n, rec in numbered:
@@ -117,7 +194,8 @@ def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.dat
     for col in ("value", "numerator", "denominator", "target"):
         frame[col] = frame[col].astype("float64")
     if len(frame):
-        gx_outcomes = validate_frame(frame, {"known_kpi_ids": sorted(kpis), "as_of": as_of})
+        gx_outcomes = validate_frame(frame, {"known_kpi_ids": sorted(kpis), "as_of": as_of},
+                                     source_suite_name(source["id"]), gx_results)
         rejected: dict[int, list[ExpectationOutcome]] = {}
         for o in gx_outcomes:
             for n in o.unexpected_rows:
@@ -143,12 +221,22 @@ def _seen_sha256(con: duckdb.DuckDBPyConnection, source_id: str) -> set[str]:
     return {r[0] for r in con.execute("select source_sha256 from raw.batches where source_id = ?", [source_id]).fetchall()}
 
 
-def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, outcomes, run_id: str, now: dt.datetime) -> BatchReport:
+def _previous_schema(con, source_id: str) -> tuple[str, list] | None:
+    """(batch id, schema) of the source's latest batch whose schema was accepted."""
+    row = con.execute(
+        """select batch_id, columns_json from quality.batch_schemas
+           where source_id = ? and verdict in ('baseline', 'matches')
+           order by recorded_at desc, batch_id desc limit 1""", [source_id]).fetchone()
+    return (row[0], [tuple(c) for c in json.loads(row[1])]) if row else None
+
+
+def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, outcomes, run_id: str, now: dt.datetime,
+          schema: SchemaVerdict | None = None, gx_results: list | None = None) -> BatchReport:
     batch_id = f"{source['id']}:{batch.sha256[:16]}"
     dept = source["department"]
-    # An unreadable file is one input unit, quarantined whole (its record has no row number).
-    # A wide source's unit of accounting is the cell (one per KPI column and row).
-    rows_in = len(batch.cell_rows) if batch.cell_rows else (len(batch.records) or (1 if batch.error else 0))
+    # An unreadable or empty file is one input unit, quarantined whole (its record has no row
+    # number). A wide source's unit of accounting is the cell (one per KPI column and row).
+    rows_in = len(batch.cell_rows) if batch.cell_rows else (len(batch.records) or (1 if quarantine else 0))
     obs = frame.reset_index(names="row_number")
     if batch.cell_rows:  # wide source: lineage points at the file row the cell came from
         obs["row_number"] = obs["row_number"].map(batch.cell_rows)
@@ -185,10 +273,22 @@ def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, o
             )
         con.executemany(
             "insert into quality.check_results values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [[run_id, batch_id, source["id"], dept, SUITE if not o.expectation_type.startswith("kpiwatch.") else "kpiwatch",
-              o.check_name, o.expectation_type, o.column, o.severity, o.success, o.observed, o.expected,
-              o.unexpected_count, now] for o in outcomes],
+            [[run_id, batch_id, source["id"], dept, o.suite, o.check_name, o.expectation_type, o.column, o.severity,
+              o.success, o.observed, o.expected, o.unexpected_count, now] for o in outcomes],
         )
+        if schema is not None:
+            verdict = "changed" if any(r == "missing_column" for _, r, _, _ in quarantine) else schema.verdict
+            con.execute(
+                """insert into quality.batch_schemas (run_id, batch_id, source_id, columns_json, verdict,
+                       compared_with, changes, recorded_at) values (?, ?, ?, ?, ?, ?, ?, ?)""",
+                [run_id, batch_id, source["id"], json.dumps(schema.observed), verdict, schema.compared_with,
+                 schema.describe() or None, now])
+        for doc in gx_results or []:
+            con.execute(
+                """insert into quality.gx_validation_results (run_id, batch_id, source_id, suite, success,
+                       result_json, validated_at) values (?, ?, ?, ?, ?, ?, ?)""",
+                [run_id, batch_id, source["id"], doc.get("suite_name") or "", bool(doc.get("success")),
+                 json.dumps(doc, default=str), now])
         con.execute("commit")
     except Exception:
         con.execute("rollback")
@@ -196,7 +296,8 @@ def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, o
     reasons: dict[str, int] = {}
     for _, reason, _, _ in quarantine:
         reasons[reason] = reasons.get(reason, 0) + 1
-    return BatchReport(batch_id, batch.source_file, batch.sha256, rows_in, len(frame), len(quarantine), reasons, outcomes)
+    return BatchReport(batch_id, batch.source_file, batch.sha256, rows_in, len(frame), len(quarantine), reasons, outcomes,
+                       schema)
 
 
 def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.date, run_id: str,
@@ -204,6 +305,7 @@ def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.dat
     source = catalog.sources[source_id]
     now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     ensure_landing(con)
+    ensure_quality(con)
     report = SourceReport(source_id)
     seen = _seen_sha256(con, source_id)
     watermark = con.execute(
@@ -214,7 +316,13 @@ def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.dat
     except SourceError as exc:
         report.error = str(exc)
         return report
+    previous = _previous_schema(con, source_id)
     for batch in batches:
-        frame, quarantine, outcomes = process_batch(batch, source, catalog, as_of)
-        report.batches.append(_land(con, batch, source, frame, quarantine, outcomes, run_id, now))
+        schema = check_schema(batch, source_id, previous) if not batch.error and batch.records else None
+        gx_results: list = []
+        frame, quarantine, outcomes = process_batch(batch, source, catalog, as_of, schema, gx_results)
+        landed = _land(con, batch, source, frame, quarantine, outcomes, run_id, now, schema, gx_results)
+        report.batches.append(landed)
+        if schema is not None and landed.schema.verdict in ("baseline", "matches") and "missing_column" not in landed.reasons:
+            previous = (landed.batch_id, schema.observed)
     return report

@@ -16,8 +16,17 @@ def _exists(con, schema: str, table: str) -> bool:
     ).fetchone()[0])
 
 
+STATUS_COLUMNS = """
+    department_id, kpi_id, kpi_name, unit, direction, period, actual, expected_value, target_value,
+    target_date, status, previous_status, forecast_value, forecast_status, data_trust,
+    data_trust_reason, owner_name, published, publication_run_id, published_at"""
+
+
 def kpi_status(con) -> list[dict]:
-    """The latest period of every KPI with its status and data trust (KPIs with no data: grey)."""
+    """Every KPI's figure as published (publish.kpi_status: status and data trust with its
+    reason); before the first publication, the latest period of marts.fct_kpi_progress."""
+    if _exists(con, "publish", "kpi_status"):
+        return _rows(con, f"select {STATUS_COLUMNS} from publish.kpi_status order by department_id, kpi_id")
     return _rows(con, """
         select k.department_id, k.kpi_id, k.name as kpi_name, k.unit, k.direction,
                p.period, p.actual, p.expected_value, p.target_value, p.target_date,
@@ -25,7 +34,7 @@ def kpi_status(con) -> list[dict]:
                p.forecast_value, coalesce(p.forecast_status, 'unknown') as forecast_status,
                coalesce(p.data_trust, 'stale') as data_trust,
                coalesce(p.data_trust_reason, 'no data landed for this KPI') as data_trust_reason,
-               k.owner_name
+               k.owner_name, null as published, null as publication_run_id, null as published_at
         from catalog.kpis k
         left join marts.fct_kpi_progress p on p.kpi_id = k.kpi_id and p.is_latest
         order by k.department_id, k.kpi_id
@@ -37,6 +46,18 @@ def run_summary(con, run_id: str) -> dict:
     out["as_of"] = con.execute("select as_of from catalog.settings").fetchone()[0]
     out["departments"] = _rows(con, "select * from marts.fct_department_scorecard order by department_id")
     out["kpis"] = kpi_status(con)
+    # Untrusted as published (includes `anomalous` and blocked publications).
+    for d in out["departments"]:
+        d["untrusted"] = sum(1 for k in out["kpis"] if k["department_id"] == d["department_id"]
+                             and k["data_trust"] != "trusted")
+    out["publication"] = _rows(con, """
+        select department_id, published, reason from publish.decisions where run_id = ?
+        order by department_id""", [run_id]) if _exists(con, "publish", "decisions") else []
+    out["drift"] = _rows(con, """
+        select kind, severity, department_id, source_id, kpi_id, period, observed, expected, detail
+        from quality.drift_findings where run_id = ?
+        order by case severity when 'critical' then 0 when 'warning' then 1 else 2 end, kind, kpi_id, source_id""",
+        [run_id]) if _exists(con, "quality", "drift_findings") else []
     out["milestones"] = _rows(con, """
         select milestone_id, title, department_id, kpi_id, due_date, state, latest_actual,
                forecast_value, threshold
@@ -49,9 +70,21 @@ def run_summary(con, run_id: str) -> dict:
         select q.source_id, q.reason, count(*) as rows
         from raw.quarantine q join raw.batches b using (batch_id)
         where b.run_id = ? group by all order by 1, 2""", [run_id])
+    # Checks on this run's new batches (kpiwatch's own and the sources' GX suites); the mart
+    # contract and dbt tests are counted apart (they run on every run, batches or not).
     out["checks"] = _rows(con, """
         select check_name, severity, success, count(*) as batches
-        from quality.check_results where run_id = ? group by all order by success, check_name""", [run_id])
+        from quality.check_results
+        where run_id = ? and suite <> 'dbt' and not starts_with(suite, 'mart_')
+        group by all order by success, check_name""", [run_id])
+    out["other_checks"] = _rows(con, """
+        select case when suite = 'dbt' then 'dbt tests' else 'mart contract' end as kind,
+               count(distinct check_name) filter (where success) as passed,
+               count(distinct check_name) filter (where not success) as failed,
+               string_agg(distinct check_name, ', ') filter (where not success) as failed_names
+        from quality.check_results
+        where run_id = ? and (suite = 'dbt' or starts_with(suite, 'mart_'))
+        group by all order by 1""", [run_id])
     out["anomalies"] = _rows(con, """
         select a.kpi_id, a.department_id, a.period, a.actual, a.change, a.robust_z
         from marts.fct_kpi_anomalies a where a.is_latest and a.is_anomaly order by a.kpi_id""")

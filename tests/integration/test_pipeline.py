@@ -2,6 +2,7 @@
 alerts delivered through slack-sdk's WebClient to a local server speaking the Slack Web API."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -135,17 +136,29 @@ def test_alerts_delivered_to_slack(runs):
     by_channel = {}
     for m in msgs:
         by_channel.setdefault(m["channel"], []).append(m)
-    # The red KPI goes to its owner, with a Block Kit body and a plain-text fallback.
-    rtt = [m for m in by_channel["U0OWENH"] if "rtt_18_weeks" in json.dumps(m) or "18 weeks" in m["text"]]
-    assert rtt, by_channel.keys()
-    assert rtt[0]["blocks"] and rtt[0]["text"]
-    assert any("Cancer 62-day" in m["text"] for m in by_channel["U0OWENH"])  # missed milestone
-    assert any("overdue" in m["text"].lower() for m in by_channel["#transport-kpis"])  # overdue source
-    assert any("placements" in m["text"].lower() for m in by_channel["U0MARCUSW"])  # jump + amber
+    # Grouping: each recipient gets exactly one message per run, listing all of its alerts.
+    assert {channel: len(m) for channel, m in by_channel.items()} == {channel: 1 for channel in by_channel}
+    # Every firing alert is in exactly one message (its fingerprint is in the message).
+    firing = {r["fingerprint"] for r in rows(runs["wh"], "select fingerprint from alerting.alert_state where state = 'firing'")}
+    shown = [fp for m in msgs for fp in re.findall(r"fingerprint `([0-9a-f]{16})`", json.dumps(m["blocks"]))]
+    assert sorted(shown) == sorted(firing) and len(firing) >= 6
+    # The red KPI and the missed milestone go to their owner, in one Block Kit message with a
+    # plain-text fallback naming both.
+    [owen] = by_channel["U0OWENH"]
+    assert owen["blocks"][0]["type"] == "header" and owen["blocks"][0]["text"]["text"].startswith(":bell: ")
+    assert "Patients waiting under 18 weeks for treatment is red" in owen["text"]
+    assert "Milestone missed: Cancer 62-day standard reaches 75%" in owen["text"]
+    [transport] = by_channel["#transport-kpis"]
+    assert "Source overdue: transport_db" in transport["text"]  # overdue source -> department
+    [marcus] = by_channel["U0MARCUSW"]
+    assert "Sudden jump: Job placements made" in marcus["text"] and "Unemployment benefit claimants is amber" in marcus["text"]
     auth = {r.headers.get("authorization") for r in runs["requests"] if r.path.endswith("chat.postMessage")}
     assert auth == {f"Bearer {TOKEN}"}
     log = rows(runs["wh"], "select rule, outcome, detail, payload from alerting.alert_log")
     assert {r["rule"] for r in log} >= {"kpi_off_trajectory", "milestone_off_track", "source_overdue", "sudden_jump"}
+    assert {r["outcome"] for r in log} == {"sent"}
+    outbox = rows(runs["wh"], "select status, count(*) n from alerting.outbox group by 1")
+    assert outbox == [{"status": "sent", "n": len(msgs)}]
     assert TOKEN not in json.dumps(log, default=str)
 
 

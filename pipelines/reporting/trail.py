@@ -1,0 +1,185 @@
+"""The evidence trail of one KPI figure (`kpiwatch explain KPI_ID PERIOD`): the figure, its
+data trust and publication, how it was computed, the source rows behind it (file, sha256,
+batch, row numbers, run), superseded revisions, quarantined rows, checks and drift findings."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+
+from pipelines.quality.evidence import batch_checks, contributing_rows
+from pipelines.quality.store import exists
+
+_MONTH = re.compile(r"^(\d{4})-(\d{1,2})(?:-01)?$")
+_QUARTER = re.compile(r"^(\d{4})-?Q([1-4])$", re.IGNORECASE)
+
+
+class TrailError(ValueError):
+    pass
+
+
+def parse_period(text: str) -> dt.date:
+    """'2026-10', '2026-10-01' or '2026-Q3' -> the period's first day."""
+    text = text.strip()
+    if m := _MONTH.match(text):
+        month = int(m[2])
+        if 1 <= month <= 12:
+            return dt.date(int(m[1]), month, 1)
+    if m := _QUARTER.match(text):
+        return dt.date(int(m[1]), 3 * (int(m[2]) - 1) + 1, 1)
+    raise TrailError(f"period {text!r} is not YYYY-MM, YYYY-MM-01 or YYYY-Qn")
+
+
+def _rows(con, sql: str, params=None) -> list[dict]:
+    cur = con.execute(sql, params or [])
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+def _one(con, sql: str, params=None) -> dict | None:
+    rows = _rows(con, sql, params)
+    return rows[0] if rows else None
+
+
+def kpi_trail(con, kpi_id: str, period: dt.date) -> dict:
+    kpi = _one(con, """select kpi_id, name, department_id, source_id, unit, direction, frequency, aggregation,
+                              scale, owner_name from catalog.kpis where kpi_id = ?""", [kpi_id])
+    if kpi is None:
+        known = ", ".join(r[0] for r in con.execute("select kpi_id from catalog.kpis order by 1").fetchall())
+        raise TrailError(f"unknown KPI {kpi_id!r} (known: {known})")
+    figure = _one(con, "select * from marts.fct_kpi_progress where kpi_id = ? and period = ?", [kpi_id, period])
+    if figure is None:
+        periods = [r[0] for r in con.execute(
+            "select period from marts.fct_kpi_progress where kpi_id = ? order by period desc limit 6", [kpi_id]).fetchall()]
+        raise TrailError(f"{kpi_id} has no figure for {period:%Y-%m}"
+                         + (f" (latest periods: {', '.join(f'{p:%Y-%m}' for p in periods)})" if periods else
+                            " (no data landed for it)"))
+    rows = contributing_rows(con, [(kpi_id, period)]).get((kpi_id, period), [])
+    chosen = {(r["batch_id"], r["row_number"]) for r in rows}
+    revisions = [r for r in _rows(con, """
+            select o.org_id, o.value, o.numerator, o.denominator, o.batch_id, o.source_file, o.source_sha256,
+                   o.row_number, o.loaded_at, b.run_id as landed_run_id
+            from raw.observations o left join raw.batches b using (batch_id)
+            where o.kpi_id = ? and o.period = ? order by o.org_id, o.loaded_at""", [kpi_id, period])
+        if (r["batch_id"], r["row_number"]) not in chosen]
+    batch_ids = sorted({r["batch_id"] for r in rows})
+    batches = _rows(con, """select batch_id, source_id, source_file, source_sha256, source_query, rows_in,
+                                   rows_accepted, rows_quarantined, loaded_at, run_id
+                            from raw.batches where list_contains(?, batch_id) order by loaded_at""", [batch_ids])
+    checks = batch_checks(con, batch_ids)
+    # Quarantined rows of the same batches that name this KPI and period (a rejected duplicate,
+    # an unparseable value, ...): what did not make it into the figure.
+    needle_kpi, needle_period = kpi_id, f"{period:%Y-%m}"
+    quarantined = [q for q in _rows(con, """
+            select q.batch_id, q.row_number, q.reason, q.detail, q.record
+            from raw.quarantine q where list_contains(?, q.batch_id) order by q.batch_id, q.row_number""", [batch_ids])
+        if needle_kpi in (q["record"] or "") and needle_period in (q["record"] or "")]
+    drift = []
+    if exists(con, "quality", "drift_findings"):
+        drift = _rows(con, """
+            select run_id, kind, severity, observed, expected, score, threshold, method, detail
+            from quality.drift_findings
+            where run_id = (select run_id from quality.drift_findings order by detected_at desc limit 1)
+              and period = ? and (kpi_id = ? or (kpi_id is null and source_id = ?))
+            order by kind""", [period, kpi_id, kpi["source_id"]])
+    published, current, decision = [], None, None
+    if exists(con, "publish", "kpi_figures"):
+        published = _rows(con, """select run_id, published_at, actual, status, data_trust, data_trust_reason
+                                  from publish.kpi_figures where kpi_id = ? and period = ? order by published_at""",
+                          [kpi_id, period])
+        current = _one(con, "select * from publish.kpi_status where kpi_id = ?", [kpi_id]) \
+            if exists(con, "publish", "kpi_status") else None
+        decision = _one(con, """select run_id, decided_at, published, reason from publish.decisions
+                               where department_id = ? order by decided_at desc limit 1""", [kpi["department_id"]])
+    return {
+        "kpi": kpi, "period": period, "figure": figure, "computation": computation(kpi, rows),
+        "rows": rows, "superseded": revisions, "batches": batches, "checks": checks,
+        "quarantined": quarantined, "drift": drift, "published": published, "current": current,
+        "decision": decision,
+    }
+
+
+def computation(kpi: dict, rows: list[dict]) -> str:
+    n = len(rows)
+    agg = kpi["aggregation"]
+    if agg == "ratio":
+        num = sum(r["numerator"] or 0 for r in rows)
+        den = sum(r["denominator"] or 0 for r in rows)
+        scale = kpi["scale"] or 1
+        value = scale * num / den if den else None
+        return (f"ratio: {scale:g} × Σ numerator / Σ denominator over {n} organisation(s) = "
+                f"{scale:g} × {num:,.0f} / {den:,.0f} = " + (f"{value:,.4f}" if value is not None else "undefined"))
+    values = [r["value"] for r in rows if r["value"] is not None]
+    if agg == "mean":
+        return f"mean of {len(values)} organisation value(s) = {sum(values) / len(values):,.4f}" if values else "mean of no values"
+    return f"sum of {len(values)} organisation value(s) = {sum(values):,.4f}"
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:,.4f}".rstrip("0").rstrip(".")
+    return str(v)
+
+
+def render_text(t: dict) -> str:
+    k, f = t["kpi"], t["figure"]
+    out = [f"{k['kpi_id']} — {k['name']} ({k['department_id']}), period {t['period']:%Y-%m}",
+           f"  figure      {_fmt(f['actual'])} {k['unit'] or ''}, status {f['status']} (expected {_fmt(f['expected_value'])}, "
+           f"target {_fmt(f['target_value'])} by {f['target_date']}), forecast {f['forecast_status']}",
+           f"  computed as {t['computation']}"]
+    cur = t["current"]
+    if cur is not None and cur.get("period") == t["period"]:
+        out.append(f"  data trust  {cur['data_trust']} — {cur['data_trust_reason']}")
+    else:
+        out.append(f"  data trust  {f['data_trust']} (from the landed data) — {f['data_trust_reason']}")
+    if t["published"]:
+        p = t["published"][-1]
+        out.append(f"  published   in run {p['run_id']} at {p['published_at']:%Y-%m-%d %H:%M} UTC"
+                   + (f" (and {len(t['published']) - 1} earlier run(s))" if len(t["published"]) > 1 else ""))
+    else:
+        out.append("  published   not published (not the latest period when a run published, or blocked)")
+    if t["decision"] is not None:
+        d = t["decision"]
+        out.append(f"  latest decision for {k['department_id']}: {'published' if d['published'] else 'BLOCKED'} in run "
+                   f"{d['run_id']} — {d['reason']}")
+    out.append("")
+    out.append(f"Source rows behind the figure (latest revision of each organisation), {len(t['rows'])}:")
+    out.append(f"  {'org':<8} {'value':>12} {'numerator':>12} {'denominator':>12}  {'row':>5}  batch / file")
+    for r in t["rows"]:
+        out.append(f"  {r['org_id']:<8} {_fmt(r['value']):>12} {_fmt(r['numerator']):>12} {_fmt(r['denominator']):>12}  "
+                   f"{r['row_number']:>5}  {r['batch_id']} / {r['source_file'] or r['source_query']}")
+    out.append("")
+    out.append("Batches:")
+    for b in t["batches"]:
+        rows = sorted(r["row_number"] for r in t["rows"] if r["batch_id"] == b["batch_id"])
+        out.append(f"  {b['batch_id']}: {b['source_file'] or 'query: ' + str(b['source_query'])}")
+        out.append(f"    sha256 {b['source_sha256']}")
+        out.append(f"    landed {b['loaded_at']:%Y-%m-%d %H:%M:%S} UTC in run {b['run_id']}; {b['rows_in']} rows in, "
+                   f"{b['rows_accepted']} landed, {b['rows_quarantined']} quarantined; rows used here: "
+                   f"{', '.join(map(str, rows))}")
+        cs = t["checks"].get(b["batch_id"], [])
+        failed = [c for c in cs if not c["success"]]
+        out.append(f"    checks: {len(cs) - len(failed)} passed, {len(failed)} failed")
+        for c in cs:
+            mark = "✓" if c["success"] else "✗"
+            out.append(f"      {mark} {c['suite']}.{c['check_name']} [{c['severity']}] observed: {str(c['observed'])[:100]}")
+    if t["superseded"]:
+        out.append("")
+        out.append(f"Superseded revisions (an earlier batch's row for the same organisation), {len(t['superseded'])}:")
+        for r in t["superseded"]:
+            out.append(f"  {r['org_id']:<8} value {_fmt(r['value'])} num {_fmt(r['numerator'])} den {_fmt(r['denominator'])} "
+                       f"row {r['row_number']} of {r['batch_id']} ({r['source_file']})")
+    out.append("")
+    out.append(f"Quarantined rows of these batches for {k['kpi_id']} {t['period']:%Y-%m}: {len(t['quarantined']) or 'none'}")
+    for q in t["quarantined"]:
+        out.append(f"  row {q['row_number']} of {q['batch_id']}: {q['reason']} — {q['detail']}; record {q['record']}")
+    out.append(f"Drift findings for this figure (latest drift run): {len(t['drift']) or 'none'}")
+    for d in t["drift"]:
+        out.append(f"  {d['severity']} {d['kind']}: {d['detail']}")
+    return "\n".join(out)
+
+
+def to_json(t: dict) -> str:
+    return json.dumps(t, default=str, indent=2)
