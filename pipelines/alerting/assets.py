@@ -1,33 +1,40 @@
-import datetime as dt
-
 import dagster as dg
 
+from pipelines.config import DATA_TEAM_OWNER
 from pipelines.resources import KpiwatchResource
-from pipelines.warehouse import connect
 
 MART_DEPS = ["fct_kpi_progress", "fct_milestones", "fct_source_freshness", "fct_kpi_anomalies", dg.AssetKey(["quality", "check_results"])]
 
 
-@dg.asset(group_name="alerting", deps=MART_DEPS, kinds={"slack", "duckdb"})
+@dg.asset(group_name="alerting", deps=MART_DEPS, kinds={"slack", "duckdb"}, owners=[DATA_TEAM_OWNER])
 def kpi_alerts(context: dg.AssetExecutionContext, kpiwatch: KpiwatchResource) -> dg.MaterializeResult:
-    """Evaluates the alert rules (alerts/rules.yml) against the marts and quality results and
-    notifies KPI owners (Slack when SLACK_BOT_TOKEN is set, else console and a JSONL file).
-    Alert state is kept by fingerprint, so a repeated run sends nothing new."""
-    from alerts.engine import dispatch, evaluate
-    from alerts.rules import load_rules
-    from alerts.sinks import sinks_from_env
+    """Evaluates the alert rules (alerts/rules.yml) against the marts and quality results,
+    routes each alert (owner, department channel, fallback), groups everything one recipient
+    should hear into one message, and delivers it through the outbox in `alerting.outbox`
+    (Slack when SLACK_BOT_TOKEN is set, else console and a JSONL file). State is kept by
+    fingerprint: a repeated run sends nothing new; reminders, escalations, silences and
+    resolved notices follow the rules file."""
+    from alerts.engine import run_alerts
+
+    from pipelines.alerting.runtime import links, load_rules_for, open_warehouse, transport_for, utc_now
 
     settings = kpiwatch.settings()
-    rules = load_rules(settings.rules_file) if settings.rules_file else load_rules()
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    with connect(kpiwatch.warehouse) as con:
-        found = evaluate(con, rules, as_of=kpiwatch.reporting_date())
-        summary = dispatch(con, found, sinks_from_env(settings.alerts_path), run_id=context.run_id, now=now)
-    context.log.info(f"alerts: {summary}")
+    rules = load_rules_for(settings)
+    run = run_alerts(open_warehouse(settings), rules, transport_for(settings), run_id=context.run_id,
+                     clock=utc_now, as_of=kpiwatch.reporting_date(), links=links())
+    context.log.info(f"alerts: {run}")
+    for issue in run.delivery.issues:
+        context.log.warning(f"alert delivery to {issue.channel}: {issue.detail} — {issue.action}")
     return dg.MaterializeResult(metadata={
-        "firing": len(found),
-        "sent": summary.sent,
-        "failed": summary.failed,
-        "resolved": summary.resolved,
+        "firing": len(run.alerts),
+        "notices": run.dispatch.notifications,
+        "messages": len(run.dispatch.messages),
+        "silenced": run.dispatch.silenced,
+        "resolved": run.dispatch.resolved,
+        "delivered": run.delivery.sent + run.delivery.recovered,
+        "rerouted": run.delivery.rerouted,
+        "failed": run.delivery.failed,
+        "pending": run.delivery.pending + run.delivery.held,
+        "delivery": str(run.delivery),
         "alerts_file": str(settings.alerts_path),
     })

@@ -1,28 +1,69 @@
-"""evaluate() against a small DuckDB warehouse, and dispatch()'s state machine."""
+"""evaluate() against a small DuckDB warehouse, and dispatch()'s state machine with a clock.
+
+Delivery here goes to an in-memory sink; tests/integration/test_alerts_slack.py runs the same
+lifecycle through slack-sdk's WebClient against a local Slack Web API server.
+"""
 
 from __future__ import annotations
 
-import io
 import json
 from datetime import datetime, timedelta
 
 import duckdb
 import pytest
 
-from alerts.engine import AlertsError, dispatch, evaluate
+from alerts.delivery import deliver, file_warehouse
+from alerts.engine import AlertsError, dispatch, evaluate, run_alerts
 from alerts.model import Alert, fingerprint, labels_hash
 from alerts.rules import load_rules
-from alerts.sinks import ConsoleSink, JsonlSink, SendResult, SinkError
+from alerts.sinks import Delivered, DeliveryError, Transport
+from alerts.store import ack, add_silence, expire_silence
 from tests.unit.test_alerts_warehouse import AS_OF, EXPECTED_ALERTS, build_warehouse
 
 T0 = datetime(2026, 4, 20, 6, 0)
 
 
+class Clock:
+    """An injectable clock: tests move time by hand."""
+
+    def __init__(self, start: datetime = T0):
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+
+class MemorySink:
+    """A delivering sink that keeps what it got; `fail_with` makes it raise."""
+
+    name = "memory"
+
+    def __init__(self):
+        self.got = []
+        self.fail_with: DeliveryError | None = None
+
+    def post(self, out):
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.got.append(out)
+        return Delivered(channel=out.channel, ts=f"ts-{len(self.got)}")
+
+    def find(self, out):
+        return next((Delivered(out.channel, "found", recovered=True) for o in self.got if o.outbox_id == out.outbox_id), None)
+
+    def notes(self, start: int = 0):
+        return [(n["event"], n["rule"], n["subject"], o.channel) for o in self.got[start:] for n in o.notifications]
+
+
 @pytest.fixture
-def con(tmp_path):
-    con = build_warehouse(duckdb.connect(str(tmp_path / "warehouse.duckdb")))
-    yield con
-    con.close()
+def wh(tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    build_warehouse(duckdb.connect(str(path))).close()
+    return file_warehouse(path)
 
 
 @pytest.fixture
@@ -30,27 +71,30 @@ def rules():
     return load_rules()
 
 
-class RecordingSink:
-    """A delivering sink that records what it got, and can be told to fail."""
-
-    name = "recording"
-    delivery = True
-
-    def __init__(self, fail: bool = False):
-        self.fail = fail
-        self.got = []
-
-    def send(self, notification):
-        if self.fail:
-            raise SinkError("boom")
-        self.got.append(notification)
-        return SendResult(channel=notification.channel, detail="ok")
+@pytest.fixture
+def sink():
+    return MemorySink()
 
 
-def rules_yaml(tmp_path, body: str):
-    path = tmp_path / "rules.yml"
-    path.write_text(body, encoding="utf-8")
-    return load_rules(path)
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+def cycle(wh, rules, sink, clock, run_id):
+    return run_alerts(wh, rules, Transport(sink), run_id=run_id, clock=clock, as_of=AS_OF)
+
+
+def query(wh, sql, params=()):
+    with wh() as con:
+        cursor = con.execute(sql, list(params))
+        names = [c[0] for c in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def state_of(wh, fp):
+    found = query(wh, "select * from alerting.alert_state where fingerprint = ?", [fp])
+    return found[0] if found else None
 
 
 # ----------------------------------------------------------------------------- fingerprints
@@ -60,240 +104,276 @@ def test_fingerprint_is_stable_and_ignores_values():
     # Pinned: changing the scheme would re-notify every open alert after an upgrade.
     assert fingerprint("kpi_off_trajectory", "wait_time") == "29d1f41a15228863"
     red = Alert(rule="r", kind="kpi_status", severity="critical", subject="k", title="t", text="x",
-                channel="#c", labels={"status": "red"})
+                labels={"status": "red"})
     amber = Alert(rule="r", kind="kpi_status", severity="warning", subject="k", title="other", text="y",
-                  channel="#d", labels={"status": "amber"})
+                  labels={"status": "amber"})
     assert red.fingerprint == amber.fingerprint == fingerprint("r", "k")
-    assert len(red.fingerprint) == 16
     assert red.labels_hash != amber.labels_hash
     assert labels_hash({"a": 1, "b": 2}) == labels_hash({"b": 2, "a": 1})
-    assert fingerprint("r", "k2") != fingerprint("r2", "k")
 
 
 # ----------------------------------------------------------------------------- evaluate
 
 
-def test_evaluate_finds_the_scenario(con, rules):
-    alerts = evaluate(con, rules, as_of=AS_OF)
+def test_evaluate_finds_and_routes_the_scenario(wh, rules):
+    with wh() as con:
+        alerts = evaluate(con, rules, as_of=AS_OF)
     assert [(a.rule, a.subject, a.channel) for a in alerts] == EXPECTED_ALERTS
-    assert len({a.fingerprint for a in alerts}) == len(alerts)
     by_key = {(a.rule, a.subject): a for a in alerts}
 
     red = by_key["kpi_off_trajectory", "wait_time"]
     assert red.severity == "critical" and red.route == "owner"
     assert red.kpi_id == "wait_time" and red.department_id == "health"
-    assert red.labels == {"status": "red"}
     assert red.fields["Actual"] == "18.5 days"
     assert red.fields["Expected (trajectory)"] == "14 days"
-    assert red.fields["Target"] == "12 days by 2026-12-31"
+    assert red.fields["Target"] == "12 days" and red.fields["Due date"] == "2026-12-31"
     assert red.fields["Forecast"] == "16.25 days (will miss)"
     assert red.fields["Data trust"] == "failed_checks"
     assert red.fields["Owner"] == "Ann Owner"
-    assert red.as_of == AS_OF
+    assert red.fields["Change"] == "still red; +2.5 days since 2026-02"
+    assert red.contacts == {"owner": "U0ANN", "department": "#health-kpis", "department_head": "U0HAL"}
+    assert (red.dagster_path, red.report_anchor) == ("assets/fct_kpi_progress", "kpi-wait_time")
 
     amber = by_key["kpi_off_trajectory", "bus_punctuality"]
-    assert amber.severity == "warning" and amber.route == "department"
-    assert amber.title == "Bus punctuality is amber (was green)"
+    assert amber.severity == "warning" and amber.route == "department"  # no owner Slack id
+    assert amber.title == "Bus punctuality is amber (was green)" and amber.fields["Change"] == "green → amber"
 
     missed = by_key["milestone_off_track", "m_wait_q1"]
     assert missed.severity == "critical" and missed.title.startswith("Milestone missed")
-    assert missed.fields["Due date"] == "2026-03-31"
-    at_risk = by_key["milestone_off_track", "m_bus_2026"]
-    assert at_risk.severity == "warning" and "forecast" in at_risk.text
-
+    assert missed.fields["Due date"] == "2026-03-31 (20 days ago)"
     assert by_key["source_overdue", "finance_xlsx"].route == "fallback"
     checks = by_key["critical_check_failed", "health_csv"]
-    # Only the latest batch's critical failures: not the old batch, not the warn check.
     assert checks.labels == {"batch_id": "b-health-2", "checks": ["health_csv.not_null.value"]}
-    assert "1 critical check failed" in checks.text
-    jump = by_key["sudden_jump", "wait_time"]
-    assert jump.fields["Change"] == "+2.5 days" and jump.fields["Robust z"] == "+9.3"
+    assert checks.dagster_path == "assets/ingest/health_csv?view=checks"
 
 
-def test_evaluate_reads_as_of_from_settings(con, rules):
-    assert {a.as_of for a in evaluate(con, rules)} == {AS_OF}
-
-
-def test_matchers_and_routes(con, tmp_path):
-    rules = rules_yaml(
-        tmp_path,
+def test_milestone_horizon_and_rule_matchers(wh, tmp_path):
+    path = tmp_path / "rules.yml"
+    path.write_text(
         """
         fallback_channel: "#ops"
         rules:
+          - {name: far, kind: milestone, severity: info, condition: {state_in: [at_risk], within_days: 300}}
+          - {name: near, kind: milestone, severity: info, condition: {state_in: [at_risk], within_days: 30}}
           - {name: nhs_only, kind: kpi_status, severity: info, matchers: {tags: [nhs]}}
-          - {name: by_dept, kind: kpi_status, severity: info, route: department, matchers: {department: [health]}}
-          - {name: by_kpi, kind: milestone, severity: info, matchers: {kpi: bus_punctuality}}
-          - {name: sources_by_tag, kind: source_overdue, severity: info, matchers: {tags: buses}}
+          - {name: red_only, kind: kpi_status, severity: info, severity_when: {red: critical},
+             matchers: {severity: critical}}
+          - {name: by_dept, kind: source_overdue, severity: info, matchers: {department: transport}}
           - {name: off, kind: anomaly, severity: info, enabled: false}
-          - {name: green_too, kind: kpi_status, severity: info, condition: {status_in: [green]}}
-        """
+        """,
+        encoding="utf-8",
     )
-    found = [(a.rule, a.subject, a.channel) for a in evaluate(con, rules, as_of=AS_OF)]
-    assert found == [
-        ("nhs_only", "wait_time", "U0ANN"),
-        ("by_dept", "wait_time", "#health-kpis"),
-        ("by_kpi", "m_bus_2026", "C0TRANSPORT"),
-        ("sources_by_tag", "transport_sql", "C0TRANSPORT"),
-        ("green_too", "budget_variance", "#ops"),  # no owner, no department channel
-    ]
+    with wh() as con:
+        found = [(a.rule, a.subject) for a in evaluate(con, load_rules(path), as_of=AS_OF)]
+    assert found == [("far", "m_bus_2026"), ("nhs_only", "wait_time"), ("red_only", "wait_time"),
+                     ("by_dept", "transport_sql")]
 
 
-def test_a_recheck_of_the_latest_batch_wins(con, rules):
-    con.execute(
-        "insert into quality.check_results (run_id, batch_id, source_id, department_id, suite, check_name, "
-        "column_name, severity, success, checked_at) values ('r3', 'b-health-2', 'health_csv', 'health', "
-        "'health_csv', 'not_null', 'value', 'critical', true, ?)",
-        [datetime(2026, 4, 11)],
-    )
-    assert "critical_check_failed" not in {a.rule for a in evaluate(con, rules, as_of=AS_OF)}
-
-
-def test_a_missing_table_is_an_error_not_silence(con, rules):
+def test_a_missing_table_is_an_error_not_silence(wh, rules):
     # Silence would resolve every open alert of that kind.
-    con.execute("drop table marts.fct_kpi_anomalies")
-    with pytest.raises(AlertsError, match="marts.fct_kpi_anomalies"):
-        evaluate(con, rules, as_of=AS_OF)
+    with wh() as con:
+        con.execute("drop table marts.fct_kpi_anomalies")
+        with pytest.raises(AlertsError, match="marts.fct_kpi_anomalies"):
+            evaluate(con, rules, as_of=AS_OF)
 
 
 # ----------------------------------------------------------------------------- dispatch
 
 
-def log_rows(con):
-    return con.execute(
-        "select run_id, rule, event, sink, outcome, detail from alerting.alert_log order by logged_at, rule"
-    ).fetchall()
+def test_one_grouped_message_per_recipient_and_a_rerun_sends_nothing(wh, rules, sink, clock):
+    first = cycle(wh, rules, sink, clock, "run-1")
+    assert (first.dispatch.fired, first.dispatch.new, first.dispatch.notifications) == (7, 7, 7)
+    channels = [o.channel for o in sink.got]
+    assert sorted(channels) == sorted(set(channels)) == sorted({c for _, _, c in EXPECTED_ALERTS})
+    by_channel = {o.channel: o for o in sink.got}
+    assert [n["subject"] for n in by_channel["U0ANN"].notifications] == ["wait_time", "wait_time"]
+    assert {n["rule"] for n in by_channel["U0ANN"].notifications} == {"kpi_off_trajectory", "sudden_jump"}
+    assert first.delivery.sent == len(sink.got) == 5 and first.delivery.notifications_sent == 7
+
+    clock.advance(days=1)
+    second = cycle(wh, rules, sink, clock, "run-2")
+    assert (second.dispatch.unchanged, second.dispatch.notifications, len(sink.got)) == (7, 0, 5)
+    assert query(wh, "select count(*) n from alerting.alert_log where run_id = 'run-2'")[0]["n"] == 0
+    state = state_of(wh, fingerprint("kpi_off_trajectory", "wait_time"))
+    assert state["last_seen_at"] == clock.now and state["last_notified_at"] == T0
 
 
-def state_of(con, fp):
-    cursor = con.execute("select * from alerting.alert_state where fingerprint = ?", [fp])
-    names = [c[0] for c in cursor.description]
-    row = cursor.fetchone()
-    return dict(zip(names, row)) if row else None
+def test_state_and_outbox_are_committed_together_and_delivery_catches_up(wh, rules, sink, clock):
+    sink.fail_with = DeliveryError("slack API error: internal_error (HTTP 500)", "transient", "http_500")
+    first = cycle(wh, rules, sink, clock, "run-1")
+    assert (first.dispatch.new, first.delivery.pending, first.delivery.sent) == (7, 5, 0)
+    assert query(wh, "select count(*) n from alerting.alert_state where state = 'firing'")[0]["n"] == 7
+    assert {r["status"] for r in query(wh, "select status from alerting.outbox")} == {"pending"}
+    sink.fail_with = None
+
+    clock.advance(hours=1)
+    second = cycle(wh, rules, sink, clock, "run-2")
+    assert second.dispatch.notifications == 0  # nothing decided twice ...
+    assert second.delivery.sent == 5 and len(sink.got) == 5  # ... and nothing lost
+    assert {r["status"] for r in query(wh, "select status from alerting.outbox")} == {"sent"}
 
 
-def test_first_run_sends_all_second_run_nothing(con, rules):
-    sink = RecordingSink()
-    alerts = evaluate(con, rules, as_of=AS_OF)
-    first = dispatch(con, alerts, [sink], run_id="run-1", now=T0)
-    assert (first.fired, first.new, first.sent, first.failed, first.resolved) == (8, 8, 8, 0, 0)
-    assert [n.alert.subject for n in first.sent_alerts] == [subject for _, subject, _ in EXPECTED_ALERTS]
-    assert first.per_rule["source_overdue"]["sent"] == 2
-    assert len(sink.got) == 8 and {n.event for n in sink.got} == {"firing"}
-    assert con.execute("select count(*) from alerting.alert_state where state = 'firing'").fetchone()[0] == 8
-    assert len(log_rows(con)) == 8
-
-    second = dispatch(con, evaluate(con, rules, as_of=AS_OF), [sink], run_id="run-2", now=T0 + timedelta(days=1))
-    assert (second.fired, second.new, second.unchanged, second.sent, second.resolved) == (8, 0, 8, 0, 0)
-    assert len(sink.got) == 8 and len(log_rows(con)) == 8
-    state = state_of(con, fingerprint("kpi_off_trajectory", "wait_time"))
-    assert state["last_seen_at"] == T0 + timedelta(days=1) and state["last_notified_at"] == T0
-    assert str(second) == "8 firing (0 new, 0 changed, 8 unchanged), 0 resolved; 0 sent, 0 failed"
-
-
-def test_a_cleared_condition_sends_exactly_one_resolved_notice(con, rules):
-    sink = RecordingSink()
-    dispatch(con, evaluate(con, rules, as_of=AS_OF), [sink], run_id="run-1", now=T0)
-    con.execute("update marts.fct_source_freshness set is_overdue = false, periods_overdue = 0")
-
-    cleared = dispatch(con, evaluate(con, rules, as_of=AS_OF), [sink], run_id="run-2", now=T0 + timedelta(days=1))
-    assert (cleared.fired, cleared.resolved, cleared.sent) == (6, 2, 2)
-    resolved = sink.got[-2:]
-    assert [(n.event, n.alert.subject, n.channel) for n in resolved] == [
-        ("resolved", "finance_xlsx", "#kpiwatch-alerts"),
-        ("resolved", "transport_sql", "C0TRANSPORT"),
-    ]
-    assert resolved[0].alert.title == "Source overdue: finance_xlsx"
-    state = state_of(con, fingerprint("source_overdue", "transport_sql"))
-    assert state["state"] == "resolved" and state["resolved_at"] == T0 + timedelta(days=1)
-
-    again = dispatch(con, evaluate(con, rules, as_of=AS_OF), [sink], run_id="run-3", now=T0 + timedelta(days=2))
-    assert (again.resolved, again.sent) == (0, 0)
-
-    # Overdue again: a new episode under the same fingerprint.
-    con.execute("update marts.fct_source_freshness set is_overdue = true where source_id = 'transport_sql'")
-    reopened = dispatch(con, evaluate(con, rules, as_of=AS_OF), [sink], run_id="run-4", now=T0 + timedelta(days=3))
-    assert (reopened.new, reopened.sent) == (1, 1)
-    state = state_of(con, fingerprint("source_overdue", "transport_sql"))
-    assert state["state"] == "firing" and state["resolved_at"] is None
-    assert state["first_fired_at"] == T0 + timedelta(days=3)
-
-
-def test_a_changed_status_renotifies_under_the_same_fingerprint(con, rules):
-    sink = RecordingSink()
-    dispatch(con, evaluate(con, rules, as_of=AS_OF), [sink], run_id="run-1", now=T0)
+def test_a_changed_status_renotifies_under_the_same_fingerprint(wh, rules, sink, clock):
+    cycle(wh, rules, sink, clock, "run-1")
     fp = fingerprint("kpi_off_trajectory", "wait_time")
-    before = state_of(con, fp)
-    con.execute(
-        "update marts.fct_kpi_progress set status = 'amber', previous_status = 'red' "
-        "where kpi_id = 'wait_time' and is_latest"
-    )
-
-    changed = dispatch(con, evaluate(con, rules, as_of=AS_OF), [sink], run_id="run-2", now=T0 + timedelta(days=1))
-    assert (changed.changed, changed.new, changed.resolved, changed.sent) == (1, 0, 0, 1)
-    note = sink.got[-1]
-    assert note.event == "firing" and note.alert.fingerprint == fp
-    assert note.alert.severity == "warning" and note.alert.title == "Median wait time is amber (was red)"
-    after = state_of(con, fp)
-    assert after["labels_hash"] != before["labels_hash"] and after["severity"] == "warning"
-    assert after["first_fired_at"] == T0  # same episode
+    with wh() as con:
+        con.execute("update marts.fct_kpi_progress set status = 'amber', previous_status = 'red' "
+                    "where kpi_id = 'wait_time' and is_latest")
+    clock.advance(days=1)
+    changed = cycle(wh, rules, sink, clock, "run-2")
+    assert (changed.dispatch.changed, changed.dispatch.new, changed.dispatch.notifications) == (1, 0, 1)
+    [note] = sink.got[-1].notifications
+    assert (note["event"], note["fingerprint"], note["severity"]) == ("firing", fp, "warning")
+    assert "red → amber" in json.dumps(sink.got[-1].payload, ensure_ascii=False)
+    state = state_of(wh, fp)
+    assert state["first_fired_at"] == T0 and state["changed_at"] == clock.now and state["notify_seq"] == 2
 
 
-def test_a_failed_send_is_logged_and_retried_next_run(con, rules):
-    alerts = evaluate(con, rules, as_of=AS_OF)
-    failed = dispatch(con, alerts, [RecordingSink(fail=True)], run_id="run-1", now=T0)
-    assert (failed.sent, failed.failed) == (0, 8)
-    assert failed.failures[0].detail == "boom" and failed.failures[0].sink == "recording"
-    assert {row[4] for row in log_rows(con)} == {"failed"}
-    assert con.execute("select count(*) from alerting.alert_state").fetchone()[0] == 0
+def test_a_cleared_condition_sends_one_resolved_notice_where_it_went(wh, rules, sink, clock):
+    cycle(wh, rules, sink, clock, "run-1")
+    with wh() as con:
+        con.execute("update marts.fct_kpi_progress set status = 'green', previous_status = 'amber' "
+                    "where kpi_id = 'bus_punctuality'")
+    clock.advance(days=1)
+    cleared = cycle(wh, rules, sink, clock, "run-2")
+    assert cleared.dispatch.resolved == 1
+    assert sink.notes(5) == [("resolved", "kpi_off_trajectory", "bus_punctuality", "C0TRANSPORT")]
+    assert "Now green" in sink.got[-1].payload["text"]  # "back to green"
+    state = state_of(wh, fingerprint("kpi_off_trajectory", "bus_punctuality"))
+    assert state["state"] == "resolved" and state["resolved_at"] == clock.now
 
-    retried = dispatch(con, alerts, [RecordingSink()], run_id="run-2", now=T0 + timedelta(hours=1))
-    assert (retried.new, retried.sent, retried.failed) == (8, 8, 0)
-
-
-def test_a_failed_resolved_notice_stays_pending(con, rules):
-    dispatch(con, evaluate(con, rules, as_of=AS_OF), [RecordingSink()], run_id="run-1", now=T0)
-    con.execute("delete from marts.fct_kpi_anomalies")
-    fails = dispatch(con, evaluate(con, rules, as_of=AS_OF), [RecordingSink(fail=True)], run_id="run-2", now=T0)
-    assert (fails.resolved, fails.failed) == (1, 1)
-    assert state_of(con, fingerprint("sudden_jump", "wait_time"))["state"] == "firing"
-    sink = RecordingSink()
-    ok = dispatch(con, evaluate(con, rules, as_of=AS_OF), [sink], run_id="run-3", now=T0)
-    assert (ok.resolved, ok.sent) == (1, 1) and sink.got[0].event == "resolved"
+    clock.advance(days=1)
+    again = cycle(wh, rules, sink, clock, "run-3")
+    assert (again.dispatch.resolved, again.dispatch.notifications) == (0, 0)
 
 
-def test_mirror_sinks_do_not_count_as_delivery(con, rules, tmp_path):
-    # With Slack configured, console/JSONL mirror it: a Slack failure must stay pending.
-    stream = io.StringIO()
-    sinks = [ConsoleSink(stream, delivery=False), JsonlSink(tmp_path / "a.jsonl", delivery=False),
-             RecordingSink(fail=True)]
-    summary = dispatch(con, evaluate(con, rules, as_of=AS_OF), sinks, run_id="run-1", now=T0)
-    assert (summary.sent, summary.failed) == (0, 8)
-    assert len(stream.getvalue().splitlines()) == 8
-    outcomes = con.execute(
-        "select sink, outcome, count(*) from alerting.alert_log group by all order by sink"
-    ).fetchall()
-    assert outcomes == [("console", "sent", 8), ("jsonl", "sent", 8), ("recording", "failed", 8)]
-    # Local sinks alone (no Slack) are the delivery.
-    summary = dispatch(con, evaluate(con, rules, as_of=AS_OF), [ConsoleSink(stream)], run_id="run-2", now=T0)
-    assert summary.sent == 8
+def test_repeat_interval_and_acknowledgement(wh, rules, sink, clock):
+    cycle(wh, rules, sink, clock, "run-1")
+    clock.advance(days=6, hours=23)
+    assert cycle(wh, rules, sink, clock, "early").dispatch.repeated == 0
+    fp = fingerprint("kpi_off_trajectory", "wait_time")
+    with wh() as con:
+        ack(con, fp[:8], "Ann", "waiting list validation under way", clock())
+    clock.advance(hours=1)  # 7 days: the weekly reminder is due, except for the acknowledged one
+    due = cycle(wh, rules, sink, clock, "week")
+    assert due.dispatch.repeated == 6 and due.dispatch.acknowledged == 1
+    assert ("repeat", "kpi_off_trajectory", "wait_time", "U0ANN") not in sink.notes(5)
+    assert ("repeat", "sudden_jump", "wait_time", "U0ANN") in sink.notes(5)
+    # The next reminder is a week after this one.
+    clock.advance(days=1)
+    assert cycle(wh, rules, sink, clock, "next-day").dispatch.repeated == 0
 
 
-def test_log_rows_carry_payload_and_labels(con, rules):
-    dispatch(con, evaluate(con, rules, as_of=AS_OF), [RecordingSink()], run_id="run-1", now=T0)
-    run_id, fp, event, channel, sink, outcome, detail, payload, logged_at, lh = con.execute(
-        "select run_id, fingerprint, event, channel, sink, outcome, detail, payload, logged_at, labels_hash "
-        "from alerting.alert_log where rule = 'kpi_off_trajectory' and fingerprint = ?",
-        [fingerprint("kpi_off_trajectory", "wait_time")],
-    ).fetchone()
-    assert (run_id, event, channel, sink, outcome, detail, logged_at) == (
-        "run-1", "firing", "U0ANN", "recording", "sent", "ok", T0)
-    body = json.loads(payload)
-    assert body["fingerprint"] == fp and body["labels"] == {"status": "red"} and body["labels_hash"] == lh
+def test_escalation_after_n_days_unless_acknowledged(wh, rules, sink, clock):
+    cycle(wh, rules, sink, clock, "run-1")
+    fp = fingerprint("milestone_off_track", "m_wait_q1")
+    clock.advance(days=2, hours=23)
+    assert cycle(wh, rules, sink, clock, "day-2").dispatch.escalated == 0
+    clock.advance(hours=1)
+    day3 = cycle(wh, rules, sink, clock, "day-3")
+    assert day3.dispatch.escalated == 1
+    assert sink.notes(5) == [("escalated", "milestone_off_track", "m_wait_q1", "U0HAL")]  # the health head
+    assert "Not acknowledged 3 days after it became missed" in sink.got[-1].payload["text"]
+    assert state_of(wh, fp)["escalated_at"] == clock.now
+    clock.advance(days=1)
+    assert cycle(wh, rules, sink, clock, "day-4").dispatch.escalated == 0  # once per state
+
+    # A new episode (resolved, then missed again) escalates again only if not acknowledged.
+    with wh() as con:
+        con.execute("update marts.fct_milestones set state = 'met' where milestone_id = 'm_wait_q1'")
+    cycle(wh, rules, sink, clock, "met")
+    with wh() as con:
+        con.execute("update marts.fct_milestones set state = 'missed' where milestone_id = 'm_wait_q1'")
+    cycle(wh, rules, sink, clock, "missed-again")
+    with wh() as con:
+        ack(con, fp, "Mia", "recovery plan agreed with the board", clock())
+    clock.advance(days=4)
+    assert cycle(wh, rules, sink, clock, "later").dispatch.escalated == 0
 
 
-def test_dispatch_rejects_duplicate_fingerprints_and_no_sinks(con, rules):
-    alerts = evaluate(con, rules, as_of=AS_OF)
-    with pytest.raises(ValueError, match="share fingerprint"):
-        dispatch(con, alerts + alerts[:1], [RecordingSink()], run_id="r", now=T0)
-    with pytest.raises(ValueError, match="at least one sink"):
-        dispatch(con, alerts, [], run_id="r", now=T0)
+def test_silence_suppresses_records_and_releases_on_expiry(wh, rules, sink, clock):
+    with wh() as con:
+        silence = add_silence(con, "kpi", "wait_time", clock() + timedelta(days=2), "data fix in progress", clock())
+    first = cycle(wh, rules, sink, clock, "run-1")
+    assert first.dispatch.silenced == 3  # red KPI, its jump, and its milestone
+    assert {n[2] for n in sink.notes()} == {"bus_punctuality", "finance_xlsx", "transport_sql", "health_csv"}
+    logged = query(wh, "select fingerprint, outcome, silence_id, detail from alerting.alert_log where outcome = 'silenced'")
+    assert {r["silence_id"] for r in logged} == {silence.silence_id} and len(logged) == 3
+    assert "data fix in progress" in logged[0]["detail"]
+    clock.advance(days=1)
+    cycle(wh, rules, sink, clock, "run-2")  # still silenced: logged once, not per run
+    assert query(wh, "select count(*) n from alerting.alert_log where outcome = 'silenced'")[0]["n"] == 3
+
+    clock.advance(days=1, minutes=1)  # expired: what still holds goes out now
+    released = cycle(wh, rules, sink, clock, "run-3")
+    assert (released.dispatch.silenced, released.dispatch.new) == (0, 3)
+    assert {n[2] for n in sink.notes(3)} == {"wait_time", "m_wait_q1"}
+
+
+def test_expiring_a_silence_by_hand_and_a_resolution_under_silence(wh, rules, sink, clock):
+    cycle(wh, rules, sink, clock, "run-1")
+    with wh() as con:
+        silence = add_silence(con, "rule", "source_overdue", clock() + timedelta(days=30), "known outage", clock())
+        con.execute("update marts.fct_source_freshness set is_overdue = false")
+    clock.advance(days=1)
+    quiet = cycle(wh, rules, sink, clock, "run-2")
+    assert (quiet.dispatch.resolved, quiet.dispatch.silenced, len(sink.got)) == (0, 2, 5)
+    with wh() as con:
+        expire_silence(con, silence.silence_id, clock())
+    clock.advance(minutes=1)
+    after = cycle(wh, rules, sink, clock, "run-3")
+    assert after.dispatch.resolved == 2
+    assert {(n[0], n[2]) for n in sink.notes(5)} == {("resolved", "finance_xlsx"), ("resolved", "transport_sql")}
+
+
+def test_an_event_is_told_once_and_never_resolves(wh, rules, sink, clock):
+    from alerts.conditions import pipeline_failure_alert
+
+    failure = pipeline_failure_alert(rules, job_name="kpiwatch_all", run_id="abcdef12-run",
+                                     failed_steps=["kpiwatch_dbt_models"], error="dbt build failed")
+    assert failure.channel == "#data-engineering" and failure.severity == "critical"
+    for _ in range(2):
+        run_alerts(wh, rules, Transport(sink), run_id="sensor", clock=clock, alerts=[failure], resolve_kinds=())
+    assert sink.notes() == [("firing", "pipeline_run_failed", "abcdef12-run", "#data-engineering")]
+    # A regular run does not "resolve" it, and it is not listed as firing.
+    cycle(wh, rules, sink, clock, "run-1")
+    assert ("resolved", "pipeline_run_failed", "abcdef12-run", "#data-engineering") not in sink.notes()
+    assert state_of(wh, failure.fingerprint)["state"] == "resolved"
+
+
+def test_dispatch_rejects_duplicate_fingerprints(wh, rules):
+    with wh() as con:
+        alerts = evaluate(con, rules, as_of=AS_OF)
+        with pytest.raises(ValueError, match="share fingerprint"):
+            dispatch(con, alerts + alerts[:1], rules, run_id="r", now=T0)
+
+
+def test_a_message_slack_rejects_is_given_up_and_reported(wh, rules, sink, clock):
+    sink.fail_with = DeliveryError("slack API error: invalid_blocks (HTTP 200)", "message", "invalid_blocks")
+    run = cycle(wh, rules, sink, clock, "run-1")
+    assert (run.delivery.failed, run.delivery.sent) == (5, 0)
+    assert {i.action for i in run.delivery.issues} == {"given up"}
+    assert {r["outcome"] for r in query(wh, "select outcome from alerting.alert_log")} == {"failed"}
+    sink.fail_with = None
+    assert deliver(wh, Transport(sink), run_id="r2", fallback_channel="#x", clock=clock).attempted == 0
+
+
+def test_a_row_another_live_process_is_sending_is_left_alone(wh, rules, sink, clock):
+    import os
+    import socket
+
+    from alerts.delivery import claim_is_stale
+
+    host = socket.gethostname()
+    assert not claim_is_stale(f"{host}:{os.getppid()}", T0, T0)  # alive (the test runner's parent)
+    assert claim_is_stale(f"{host}:999999999", T0, T0)  # no such process: it died mid-send
+    assert not claim_is_stale("other-host:12", T0, T0 + timedelta(minutes=5))  # another host: a lease ...
+    assert claim_is_stale("other-host:12", T0, T0 + timedelta(minutes=11))  # ... of 10 minutes
+
+    with wh() as con:
+        dispatch(con, evaluate(con, rules, as_of=AS_OF), rules, run_id="run-1", now=T0)
+        con.execute("update alerting.outbox set status = 'sending', attempts = 1, claimed_by = ?, attempted_at = ? "
+                    "where channel = 'U0ANN'", [f"{host}:{os.getppid()}", T0])
+    run = deliver(wh, Transport(sink), run_id="run-1", fallback_channel="#x", clock=clock)
+    assert (run.in_flight, run.sent) == (1, 4)
+    assert "U0ANN" not in [o.channel for o in sink.got]
