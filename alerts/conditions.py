@@ -28,6 +28,7 @@ REQUIRED_TABLES: dict[str, tuple[str, ...]] = {
     "source_overdue": ("marts.fct_source_freshness",),
     "check_failed": ("quality.check_results", "raw.batches"),
     "anomaly": ("marts.fct_kpi_anomalies",),
+    "drift": ("quality.drift_findings", "quality.drift_runs"),
 }
 CATALOG_TABLES = ("catalog.kpis", "catalog.departments")
 
@@ -209,7 +210,7 @@ def _alert(
         severity=severity,
         subject=subject,
         department_id=department_id,
-        kpi_id=kpi_ids[0] if len(kpi_ids) == 1 and rule.kind in ("kpi_status", "milestone", "anomaly") else None,
+        kpi_id=kpi_ids[0] if len(kpi_ids) == 1 and rule.kind in ("kpi_status", "milestone", "anomaly", "drift") else None,
         title=title,
         text=text,
         fields=_fields(fields),
@@ -229,7 +230,7 @@ def _alert(
 
 
 def _fetch_kpi_status(con) -> list[dict[str, Any]]:
-    return _rows(
+    rows = _rows(
         con,
         """
         with progress as (
@@ -247,6 +248,16 @@ def _fetch_kpi_status(con) -> list[dict[str, Any]]:
         order by kpi_id
         """,
     )
+    # Data trust as published (publication step: adds drift findings and blocked publications
+    # to dbt's view of trust) where the publication step has run.
+    if _table_exists(con, "publish.kpi_status"):
+        published = {r["kpi_id"]: r for r in _rows(
+            con, "select kpi_id, period, data_trust, data_trust_reason from publish.kpi_status")}
+        for row in rows:
+            pub = published.get(row["kpi_id"])
+            if pub and pub["data_trust"] and (pub["period"] == row["period"] or pub["data_trust"] == "stale"):
+                row["data_trust"], row["data_trust_reason"] = pub["data_trust"], pub["data_trust_reason"]
+    return rows
 
 
 def _kpi_status_alert(rule: Rule, row: dict[str, Any], ctx: _Context) -> Alert | None:
@@ -580,12 +591,72 @@ def _anomaly_alert(rule: Rule, row: dict[str, Any], ctx: _Context) -> Alert | No
     )
 
 
+def _fetch_drift(con) -> list[dict[str, Any]]:
+    """The findings of the latest drift evaluation about the latest period of their KPI or
+    source (quality.drift_runs also records evaluations that found nothing, so cleared findings
+    resolve)."""
+    return _rows(
+        con,
+        """
+        with latest as (select run_id from quality.drift_runs order by detected_at desc limit 1)
+        select f.finding_key, f.kind as finding_kind, f.severity as finding_severity, f.department_id,
+               f.source_id, f.kpi_id, f.period, f.observed, f.expected, f.lower_bound, f.upper_bound,
+               f.score, f.threshold, f.method, f.detail
+        from quality.drift_findings f join latest using (run_id)
+        where f.is_latest
+        order by f.finding_key
+        """,
+    )
+
+
+DRIFT_TITLES = {"kpi_outlier": "Unusual value", "level_shift": "Level shift", "volume": "Unusual volume",
+                "missing_submission": "Missing submission"}
+
+
+def _drift_alert(rule: Rule, row: dict[str, Any], ctx: _Context) -> Alert | None:
+    if row["finding_kind"] not in rule.condition["finding_kinds"] or row["finding_severity"] not in rule.condition["severities"]:
+        return None
+    kpi_id = row.get("kpi_id")
+    kpi = ctx.kpi(kpi_id) if kpi_id else {}
+    unit = None if row["finding_kind"] in ("volume", "missing_submission") else kpi.get("unit")  # rows, not the KPI's unit
+    about = (kpi.get("name") or kpi_id) if kpi_id else f"source {row['source_id']}"
+    period = _period(row["period"], kpi.get("frequency"))
+    bounds = ""
+    if row.get("lower_bound") is not None and row.get("upper_bound") is not None:
+        bounds = f" (expected range {_num(row['lower_bound'], unit)} to {_num(row['upper_bound'], unit)})"
+    text = f"{period}: {row['detail']}{bounds}. Method: {row['method']}."
+    return _alert(
+        rule,
+        ctx,
+        severity=rule.severity_for(row["finding_severity"]),
+        subject=row["finding_key"],
+        department_id=row.get("department_id"),
+        kpi_ids=[kpi_id] if kpi_id else [],
+        owner_slack=kpi.get("owner_slack"),
+        title=f"{DRIFT_TITLES.get(row['finding_kind'], row['finding_kind'])}: {about}",
+        text=text,
+        fields=[
+            ("KPI" if kpi_id else "Source", about),
+            ("Department", ctx.department_name(row.get("department_id"))),
+            ("Period", period),
+            ("Observed", _num(row["observed"], unit)),
+            ("Expected", _num(row["expected"], unit)),
+            ("Finding", f"{row['finding_kind'].replace('_', ' ')} ({row['finding_severity']})"),
+            ("Owner", kpi.get("owner_name")),
+        ],
+        labels={"period": _day(row["period"]), "finding": row["finding_kind"]},
+        dagster_path="assets/quality/drift_findings",
+        report_anchor=f"kpi-{kpi_id}" if kpi_id else None,
+    )
+
+
 _KINDS: dict[str, tuple[Callable[[Any], list[dict[str, Any]]], Callable[[Rule, dict, _Context], Alert | None]]] = {
     "kpi_status": (_fetch_kpi_status, _kpi_status_alert),
     "milestone": (_fetch_milestone, _milestone_alert),
     "source_overdue": (_fetch_source_overdue, _source_overdue_alert),
     "check_failed": (_fetch_check_failed, _check_failed_alert),
     "anomaly": (_fetch_anomaly, _anomaly_alert),
+    "drift": (_fetch_drift, _drift_alert),
 }
 
 

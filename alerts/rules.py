@@ -38,13 +38,15 @@ DEFAULT_RULES_PATH = Path(__file__).with_name("rules.yml")
 
 # Condition kinds are evaluated against the warehouse; event kinds are raised by the pipeline
 # (a failed run) and never "resolve".
-CONDITION_KINDS = ("kpi_status", "milestone", "source_overdue", "check_failed", "anomaly")
+CONDITION_KINDS = ("kpi_status", "milestone", "source_overdue", "check_failed", "anomaly", "drift")
 EVENT_KINDS = ("pipeline_failure",)
 KINDS = CONDITION_KINDS + EVENT_KINDS
 SEVERITIES = ("info", "warning", "critical")
 KPI_STATUSES = ("green", "amber", "red", "grey")
 MILESTONE_STATES = ("met", "missed", "at_risk", "upcoming")
 CHECK_SEVERITIES = ("critical", "warn")
+DRIFT_KINDS = ("kpi_outlier", "level_shift", "volume", "missing_submission")
+DRIFT_SEVERITIES = ("info", "warning", "critical")
 DEFAULT_REPEAT_INTERVAL = "7d"
 DURATION_PATTERN = r"^(never|[0-9]+[mhdw])$"
 
@@ -55,6 +57,7 @@ CONDITION_DEFAULTS: dict[str, dict[str, Any]] = {
     "source_overdue": {},
     "check_failed": {"severities": ["critical"]},
     "anomaly": {},
+    "drift": {"finding_kinds": ["kpi_outlier", "level_shift", "volume"], "severities": ["warning", "critical"]},
     "pipeline_failure": {},
 }
 # Which value `severity_when` and `escalate.states` refer to, per kind (None: no states).
@@ -64,6 +67,7 @@ STATE_VALUES: dict[str, tuple[str, ...] | None] = {
     "source_overdue": None,
     "check_failed": None,
     "anomaly": None,
+    "drift": DRIFT_SEVERITIES,  # the finding's own severity
     "pipeline_failure": None,
 }
 
@@ -109,6 +113,7 @@ def _kind_clause(kind: str) -> dict[str, Any]:
         "kpi_status": {"status_in": _enum_list(KPI_STATUSES)},
         "milestone": {"state_in": _enum_list(MILESTONE_STATES), "within_days": {"type": "integer", "minimum": 0}},
         "check_failed": {"severities": _enum_list(CHECK_SEVERITIES)},
+        "drift": {"finding_kinds": _enum_list(DRIFT_KINDS), "severities": _enum_list(DRIFT_SEVERITIES)},
     }.get(kind, {})
     states = STATE_VALUES[kind]
     then: dict[str, Any] = {

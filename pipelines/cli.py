@@ -84,12 +84,33 @@ def demo(data_dir: Optional[Path] = DataOpt, catalog: Optional[Path] = CatalogOp
         out.print(f"  {p.relative_to(s.data_dir)}", markup=False)
 
 
+DBT_STEP = "kpiwatch_dbt_models"
+
+
 class _Progress(logging.Handler):
     """Prints one line per step start/end from Dagster's structured log records."""
 
-    def __init__(self, console: Console, quiet: bool):
+    def __init__(self, console: Console, quiet: bool, dbt_models: int = 0):
         super().__init__(logging.DEBUG)
         self.console, self.quiet, self.started = console, quiet, {}
+        self.dbt_models, self.bar, self.task = dbt_models, None, None
+
+    def _start_bar(self, step: str) -> None:
+        """A progress bar over the dbt models while `dbt build` runs (terminals only)."""
+        if self.quiet or not self.dbt_models or not self.console.is_terminal:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(TextColumn("    dbt build"), BarColumn(), MofNCompleteColumn(), TextColumn("models"),
+                            TimeElapsedColumn(), TextColumn("[dim]{task.description}"), console=self.console,
+                            transient=True)
+        self.task = self.bar.add_task("", total=self.dbt_models)
+        self.bar.start()
+
+    def _stop_bar(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
 
     def emit(self, record: logging.LogRecord) -> None:
         meta = getattr(record, "dagster_meta", None)
@@ -103,10 +124,16 @@ class _Progress(logging.Handler):
             self.started[step] = time.monotonic()
             if not self.quiet:
                 self.console.print(f"  → {step}", markup=False)
+            if step == DBT_STEP:
+                self._start_bar(step)
+        elif kind == "ASSET_MATERIALIZATION" and step == DBT_STEP and self.bar is not None:
+            self.bar.update(self.task, advance=1, description=event.asset_key.to_user_string())
         elif kind == "STEP_SUCCESS" and not self.quiet:
+            self._stop_bar()
             took = time.monotonic() - self.started.get(step, time.monotonic())
             self.console.print(f"  [green]✓[/] {step} [dim]({took:.1f}s)[/]")
         elif kind == "STEP_FAILURE":
+            self._stop_bar()
             info = event.event_specific_data.error
             msg = info.message.strip().splitlines()[-1] if info else "step failed"
             self.console.print(f"  [red]✗ {step} failed:[/] {msg}")
@@ -125,13 +152,25 @@ def _init_dagster_home(home: Path) -> None:
         cfg.write_text("telemetry:\n  enabled: false\n")
 
 
+def _dbt_model_count() -> int:
+    from pipelines.transform.project import MANIFEST
+
+    try:
+        nodes = json.loads(MANIFEST.read_text())["nodes"].values()
+    except (OSError, ValueError, KeyError):
+        return 0
+    return sum(1 for n in nodes if n.get("resource_type") == "model")
+
+
 def _progress_logger(console: Console, quiet: bool):
     import dagster as dg
+
+    models = _dbt_model_count()
 
     @dg.logger(description="kpiwatch CLI progress")
     def progress(_init_context):
         logger = logging.Logger("kpiwatch.progress", level=logging.DEBUG)
-        logger.addHandler(_Progress(console, quiet))
+        logger.addHandler(_Progress(console, quiet, models))
         return logger
 
     return progress

@@ -1,5 +1,6 @@
-"""kpiwatch commands of the quality stage, registered on the main CLI app by `register`:
-`report --audit` (the auditor's HTML report) and `explain KPI_ID PERIOD` (one figure's trail)."""
+"""kpiwatch commands of the reporting and quality stages, registered on the main CLI app by
+`register`: `report` (the owner's scorecard; `--audit` the auditor's HTML report) and
+`explain KPI_ID PERIOD` (one figure's trail)."""
 from __future__ import annotations
 
 import sys
@@ -22,7 +23,7 @@ def _fail(message: str, code: int) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    Console(stderr=True, highlight=False).print(f"[red]error:[/] {escape(message)}")
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[red]error:[/] {escape(message)}")
     raise typer.Exit(code)
 
 
@@ -31,33 +32,77 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def report(
-        audit: bool = typer.Option(False, "--audit", help="The auditor's data-quality report (the only kind so far)"),
-        out: Optional[Path] = typer.Option(None, "--out", help="HTML file to write [default: audit-report.html beside the warehouse]"),
+        audit: bool = typer.Option(False, "--audit", help="The auditor's data-quality report instead of the owner's scorecard"),
+        out: Optional[Path] = typer.Option(None, "--out", help="HTML file to write [default: scorecard.html or audit-report.html in <warehouse dir>/reports/]"),
         warehouse: Optional[Path] = typer.Option(None, "--warehouse", help="DuckDB warehouse file [env KPIWATCH_WAREHOUSE]"),
-        run_id: Optional[str] = typer.Option(None, "--run-id", help="Report on this run [default: the latest]"),
-        data_docs: bool = typer.Option(True, "--data-docs/--no-data-docs", help="Also build GX Data Docs in <out dir>/data_docs/"),
+        as_of: Optional[str] = typer.Option(None, "--as-of", help="Scorecard as known on this date YYYY-MM-DD (from the scorecards kept by earlier runs)"),
+        run_id: Optional[str] = typer.Option(None, "--run-id", help="Audit report of this run [default: the latest]"),
+        data_docs: bool = typer.Option(True, "--data-docs/--no-data-docs", help="Audit report: also build GX Data Docs in <out dir>/data_docs/"),
     ):
-        """Write a self-contained HTML audit report of one run: summary, publication decisions, every
-        check that ran, quarantined rows, drift findings, alerts, and the evidence behind each published
-        figure; GX Data Docs are built beside it and linked."""
-        from pipelines.reporting.audit import AuditError, write_report
+        """Write a self-contained HTML report. By default the owner's scorecard: per department a tile
+        per KPI (chart, status and data trust in words, latest value and change), a milestone timeline
+        and a roll-up; `--as-of DATE` shows it as it was known on that date. With `--audit`, the
+        auditor's report of one run: summary, publication decisions, every check that ran, quarantined
+        rows, drift findings, alerts, and the evidence behind each published figure, with GX Data Docs."""
         from pipelines.warehouse import WarehouseBusy
 
-        if not audit:
-            _fail("say which report: --audit (the auditor's data-quality report)", EXIT_CONFIG)
         wh = _warehouse(warehouse)
-        target = Path(out) if out else wh.parent / "audit-report.html"
+        target = Path(out) if out else wh.parent / "reports" / ("audit-report.html" if audit else "scorecard.html")
         if target.suffix.lower() not in (".html", ".htm"):
             _fail(f"--out {target} should be an .html file", EXIT_CONFIG)
+        if audit and as_of:
+            _fail("--as-of is for the scorecard; the audit report takes --run-id", EXIT_CONFIG)
+        if not audit and run_id:
+            _fail("--run-id is for the audit report (--audit); the scorecard takes --as-of", EXIT_CONFIG)
+        if audit:
+            from pipelines.reporting.audit import AuditError, write_report
+
+            try:
+                path, docs = write_report(wh, target, run_id, data_docs)
+            except WarehouseBusy as exc:
+                _fail(str(exc), EXIT_BUSY)
+            except (FileNotFoundError, AuditError) as exc:
+                _fail(str(exc), EXIT_CONFIG)
+            except OSError as exc:
+                _fail(f"cannot write {target}: {exc.strerror or exc}", EXIT_CONFIG)
+            print(f"audit report: {path}")
+            if docs:
+                print(f"GX Data Docs: {docs}")
+            return
+        import datetime as dt
+
+        from pipelines.reporting.assets import write_atomically
+        from pipelines.reporting.scorecard import NoSnapshot, render, scorecard_data, snapshot_as_of
+        from pipelines.warehouse import connect
+
+        day = None
+        if as_of:
+            try:
+                day = dt.date.fromisoformat(as_of)
+            except ValueError:
+                _fail(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)", EXIT_CONFIG)
+        if not wh.exists():
+            _fail(f"warehouse {wh} not found: run `kpiwatch run` first", EXIT_CONFIG)
         try:
-            path, docs = write_report(wh, target, run_id, data_docs)
+            with connect(wh, read_only=True) as con:
+                if day:
+                    data, kept = snapshot_as_of(con, day)
+                    html = render(data, known_at={**kept, "asked": day})
+                else:
+                    html = render(scorecard_data(con))
         except WarehouseBusy as exc:
             _fail(str(exc), EXIT_BUSY)
-        except (FileNotFoundError, AuditError) as exc:
+        except NoSnapshot as exc:
             _fail(str(exc), EXIT_CONFIG)
-        print(f"audit report: {path}")
-        if docs:
-            print(f"GX Data Docs: {docs}")
+        except Exception as exc:  # noqa: BLE001 — e.g. the marts do not exist yet
+            if "does not exist" in str(exc):
+                _fail(f"the warehouse {wh} has no marts yet: run `kpiwatch run` first", EXIT_CONFIG)
+            raise
+        try:
+            write_atomically(target, html)
+        except OSError as exc:
+            _fail(f"cannot write {target}: {exc.strerror or exc}", EXIT_CONFIG)
+        print(f"scorecard: {target}" + (f" (as known on {day})" if day else ""))
 
     @app.command()
     def explain(

@@ -81,6 +81,11 @@ class Settings:
     def alerts_path(self) -> Path:
         return Path(self.alerts_file) if self.alerts_file else Path(self.warehouse).parent / "alerts.jsonl"
 
+    @property
+    def reports_dir(self) -> Path:
+        """Where each run writes the scorecard and the audit report."""
+        return Path(self.warehouse).parent / "reports"
+
     def export(self) -> dict[str, str]:
         """Environment variables that carry these settings to subprocesses (dbt) and Dagster."""
         env = {

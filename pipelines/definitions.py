@@ -17,18 +17,20 @@ def build_definitions(settings: Settings | None = None, loggers: dict | None = N
     from pipelines.catalog.assets import kpi_catalog
     from pipelines.ingest.assets import build_drop_folder_sensor, build_ingest_asset, build_landing_asset
     from pipelines.quality.assets import build_publish_asset, drift_findings
+    from pipelines.reporting.assets import audit_report, scorecard
     from pipelines.resources import KpiwatchResource, _load
     from pipelines.transform.assets import kpiwatch_dbt_models
     from pipelines.transform.project import dbt_executable
 
     settings = (settings or Settings.from_env()).resolved()
     catalog = _load(str(settings.catalog_dir))
-    ingest = [build_ingest_asset(sid, src) for sid, src in sorted(catalog.sources.items())]
+    ingest = [build_ingest_asset(sid, src, catalog.departments.get(src["department"]))
+              for sid, src in sorted(catalog.sources.items())]
     job = dg.define_asset_job(ALL_ASSETS_JOB, selection=dg.AssetSelection.all(),
-                              description="The whole kpiwatch graph: catalog → ingest → dbt → drift → publish, alerts.")
+                              description="The whole kpiwatch graph: catalog → ingest → dbt → drift → publish → alerts → reports.")
     return dg.Definitions(
         assets=[kpi_catalog, *ingest, build_landing_asset([a.key for a in ingest]), kpiwatch_dbt_models,
-                drift_findings, build_publish_asset(), kpi_alerts],
+                drift_findings, build_publish_asset(), kpi_alerts, scorecard, audit_report],
         jobs=[job, digest_job],
         schedules=[dg.ScheduleDefinition(name="kpiwatch_daily", job=job, cron_schedule="0 6 * * *",
                                          execution_timezone="UTC",

@@ -3,7 +3,10 @@ import dagster as dg
 from pipelines.config import DATA_TEAM_OWNER
 from pipelines.resources import KpiwatchResource
 
-MART_DEPS = ["fct_kpi_progress", "fct_milestones", "fct_source_freshness", "fct_kpi_anomalies", dg.AssetKey(["quality", "check_results"])]
+# Alerts read the marts, the quality results, the drift findings and the published data trust.
+MART_DEPS = ["fct_kpi_progress", "fct_milestones", "fct_source_freshness", "fct_kpi_anomalies",
+             dg.AssetKey(["quality", "check_results"]), dg.AssetKey(["quality", "drift_findings"]),
+             dg.AssetKey(["publish", "kpi_status"])]
 
 
 @dg.asset(group_name="alerting", deps=MART_DEPS, kinds={"slack", "duckdb"}, owners=[DATA_TEAM_OWNER])

@@ -498,6 +498,9 @@ def store_findings(con, run_id: str, as_of: dt.date, now: dt.datetime, findings:
     cols = ["finding_key", "kind", "severity", "department_id", "source_id", "kpi_id", "period", "observed",
             "expected", "lower_bound", "upper_bound", "score", "threshold", "method", "detail", "is_latest"]
     rows = [[run_id, now, as_of, *[f.as_row()[c] for c in cols]] for f in findings]
+    # Recorded also when nothing was found: alerting reads the latest evaluation's findings, and
+    # "no findings" must resolve earlier ones rather than leave them firing.
+    con.execute("insert into quality.drift_runs values (?, ?, ?, ?)", [run_id, now, as_of, len(findings)])
     if rows:
         # Column names are this module's constants; values are bound parameters.
         con.executemany(

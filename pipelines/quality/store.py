@@ -5,6 +5,7 @@ report) can show what was known then:
 - quality.batch_schemas        one row per landed batch: its columns and types, and the schema verdict
 - quality.gx_validation_results one row per GX validation (batch or mart): the GX result as JSON
 - quality.drift_findings       one row per finding per run
+- quality.drift_runs           one row per drift evaluation (also when it found nothing)
 - publish.decisions            one row per department per run: published or blocked, and why
 - publish.kpi_figures          one row per published KPI figure per run, with its evidence
 and, replaced on every run:
@@ -35,6 +36,12 @@ create table if not exists quality.gx_validation_results (
     success boolean not null,
     result_json varchar not null,
     validated_at timestamp not null
+);
+create table if not exists quality.drift_runs (
+    run_id varchar not null,
+    detected_at timestamp not null,
+    as_of date not null,
+    findings integer not null
 );
 create table if not exists quality.drift_findings (
     run_id varchar not null,

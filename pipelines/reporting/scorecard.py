@@ -7,7 +7,9 @@ as colour; every chart has a text description and a data-table alternative.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import html
+import json
 from dataclasses import dataclass
 
 STATUS_WORDS = {"green": "On track", "amber": "Slipping", "red": "Off track", "grey": "No data / not yet due"}
@@ -39,6 +41,7 @@ th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: ta
 details summary { cursor: pointer; color: #1a4d8f; } details summary:focus { outline: 2px solid #1a4d8f; }
 svg { width: 100%; height: auto; }
 .reason { color: #444; font-size: .88rem; }
+ul.attention { padding-left: 1.2rem; } ul.attention li { margin: .2rem 0; }
 a { color: #1a4d8f; }
 @media print { body { padding: 0; max-width: none; } details { display: block; }
                details > summary { display: none; } .tile { border-left-width: 4px; } }
@@ -68,6 +71,7 @@ class Series:
     kpi: dict
     points: list[dict]  # fct_kpi_progress rows, by period
     targets: list[dict]  # catalog.targets rows of type target
+    published: dict | None = None  # publish.kpi_status row: the figure as published, its trust
 
 
 def _x(d: dt.date, lo: dt.date, hi: dt.date, width: float, pad: float) -> float:
@@ -139,13 +143,37 @@ def _describe(s: Series) -> str:
     return text + "."
 
 
+def shown(s: Series) -> dict:
+    """What a tile shows for a KPI: status, data trust and its reason, and a publication note.
+    What was published wins over the marts: its trust includes drift findings, and a blocked
+    publication shows the figure published before (stale)."""
+    k = s.kpi
+    pts = [p for p in s.points if p["actual"] is not None]
+    latest = pts[-1] if pts else None
+    out = {"status": latest["status"] if latest else "grey",
+           "trust": latest["data_trust"] if latest else "stale",
+           "reason": latest["data_trust_reason"] if latest else "no data landed for this KPI",
+           "publication": ""}
+    pub = s.published
+    if pub:
+        out["trust"], out["reason"] = pub["data_trust"], pub["data_trust_reason"]
+        if not pub["published"]:
+            if pub.get("period") is not None:
+                out["publication"] = (
+                    f"Publication blocked this run: the figure shown as published is for {pub['period']:%b %Y} "
+                    f"({fmt(pub['actual'], k['unit'])}, {STATUS_WORDS.get(pub['status'], pub['status'])}).")
+                out["status"] = pub["status"]
+            else:
+                out["publication"] = "Publication blocked: no figure has been published for this KPI yet."
+    return out
+
+
 def _tile(s: Series, idx: int) -> str:
     k = s.kpi
     pts = [p for p in s.points if p["actual"] is not None]
     latest = pts[-1] if pts else None
-    status = latest["status"] if latest else "grey"
-    trust = latest["data_trust"] if latest else "stale"
-    reason = latest["data_trust_reason"] if latest else "no data landed for this KPI"
+    view = shown(s)
+    status, trust, reason, publication = view["status"], view["trust"], view["reason"], view["publication"]
     change = ""
     if len(pts) >= 2 and pts[-2]["actual"] is not None:
         diff = pts[-1]["actual"] - pts[-2]["actual"]
@@ -161,8 +189,8 @@ def _tile(s: Series, idx: int) -> str:
         f"<td class='num'>{esc(fmt(p['expected_value'], k['unit']))}</td><td>{esc(STATUS_WORDS.get(p['status'], p['status']))}</td></tr>"
         for p in pts[-24:])
     return f"""
-<article class="tile" style="--c:{COLOURS.get(status, '#333')}" aria-labelledby="kpi-{idx}">
-  <h3 id="kpi-{idx}">{esc(k['kpi_name'])} <span class="reason">({esc(k['kpi_id'])})</span></h3>
+<article class="tile" id="kpi-{esc(k['kpi_id'])}" style="--c:{COLOURS.get(status, '#333')}" aria-labelledby="kpi-{idx}-h">
+  <h3 id="kpi-{idx}-h">{esc(k['kpi_name'])} <span class="reason">({esc(k['kpi_id'])})</span></h3>
   <p><span class="badge" style="background:{COLOURS.get(status)}">{esc(STATUS_WORDS.get(status, status))}</span>
      <span class="badge" style="background:{COLOURS.get(trust, '#333')}">{esc(TRUST_WORDS.get(trust, trust))}</span></p>
   <dl class="figures">
@@ -174,7 +202,7 @@ def _tile(s: Series, idx: int) -> str:
     <dt>Owner</dt><dd>{esc(k['owner_name'])}</dd>
   </dl>
   {chart_svg(s, f"chart-{idx}")}
-  <p class="reason">Data trust: {esc(reason)}</p>
+  <p class="reason">Data trust: {esc(reason)}</p>{f'<p class="reason"><strong>{esc(publication)}</strong></p>' if publication else ''}
   <details><summary>Data table for {esc(k['kpi_name'])}</summary>
     <table><caption class="reason">Last {min(len(pts), 24)} periods</caption>
       <thead><tr><th scope="col">Period</th><th scope="col">Actual</th><th scope="col">Expected</th><th scope="col">Status</th></tr></thead>
@@ -183,15 +211,104 @@ def _tile(s: Series, idx: int) -> str:
 </article>"""
 
 
+SNAPSHOT_DDL = """
+create schema if not exists publish;
+create table if not exists publish.scorecard_snapshots (
+    run_id varchar not null,
+    taken_at timestamp not null,
+    as_of date not null,
+    payload varchar not null
+);
+"""
+
+
+def scorecard_data(con) -> dict:
+    """Everything the scorecard shows, read from the warehouse: the catalog, the marts' series,
+    and (after the publication step) the figures as published with their data trust."""
+    from pipelines.quality.store import exists
+
+    data = {
+        "settings": _rows(con, "select as_of, catalog_name from catalog.settings")[0],
+        "kpis": _rows(con, "select * from marts.dim_kpis order by department_id, kpi_id"),
+        "points": _rows(con, "select kpi_id, period, period_end, actual, expected_value, target_value, target_date, "
+                             "status, forecast_value, forecast_status, data_trust, data_trust_reason "
+                             "from marts.fct_kpi_progress order by kpi_id, period"),
+        "targets": _rows(con, "select kpi_id, point_date, value from catalog.targets where point_type = 'target' "
+                              "order by kpi_id, point_date"),
+        "departments": _rows(con, "select * from marts.fct_department_scorecard order by department_id"),
+        "milestones": _rows(con, "select * from marts.fct_milestones order by due_date, milestone_id"),
+        "sources": _rows(con, "select source_id, department_id, cadence, latest_period, expected_period, is_overdue, "
+                              "periods_overdue, last_loaded_at from marts.fct_source_freshness order by source_id"),
+        "published": [],
+    }
+    if exists(con, "publish", "kpi_status"):
+        data["published"] = _rows(con, "select kpi_id, period, actual, status, data_trust, data_trust_reason, "
+                                       "published, published_at, publication_run_id from publish.kpi_status")
+    return data
+
+
+def _encode(value):
+    if isinstance(value, dt.datetime):
+        return {"$ts": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    raise TypeError(f"cannot store {type(value).__name__} in a scorecard snapshot")
+
+
+def _decode(obj: dict):
+    if obj.keys() == {"$ts"}:
+        return dt.datetime.fromisoformat(obj["$ts"])
+    if obj.keys() == {"$date"}:
+        return dt.date.fromisoformat(obj["$date"])
+    return obj
+
+
+def save_snapshot(con, run_id: str, taken_at: dt.datetime, data: dict | None = None) -> dict:
+    """Keep what the scorecard shows after this run (publish.scorecard_snapshots), so that
+    `kpiwatch report --as-of DATE` can show what was known at that date."""
+    data = data if data is not None else scorecard_data(con)
+    con.execute(SNAPSHOT_DDL)
+    con.execute("insert into publish.scorecard_snapshots values (?, ?, ?, ?)",
+                [run_id, taken_at, data["settings"]["as_of"], json.dumps(data, default=_encode)])
+    return data
+
+
+class NoSnapshot(LookupError):
+    """No scorecard was kept at or before the date asked for."""
+
+
+def snapshot_as_of(con, day: dt.date) -> tuple[dict, dict]:
+    """The scorecard data of the last run whose reporting date is on or before `day` (the latest
+    such run if several), and that run's (run_id, taken_at, as_of)."""
+    from pipelines.quality.store import exists
+
+    row = None
+    if exists(con, "publish", "scorecard_snapshots"):
+        row = con.execute(
+            "select run_id, taken_at, as_of, payload from publish.scorecard_snapshots where as_of <= ? "
+            "order by as_of desc, taken_at desc limit 1", [day]).fetchone()
+    if row is None:
+        first = (con.execute("select min(as_of) from publish.scorecard_snapshots").fetchone()[0]
+                 if exists(con, "publish", "scorecard_snapshots") else None)
+        raise NoSnapshot(f"no scorecard was kept for a reporting date on or before {day}"
+                         + (f" (the first is {first})" if first else " (no run has kept one yet)"))
+    run_id, taken_at, as_of, payload = row
+    return json.loads(payload, object_hook=_decode), {"run_id": run_id, "taken_at": taken_at, "as_of": as_of}
+
+
 def render_scorecard(con, generated_at: dt.datetime | None = None) -> str:
-    """The scorecard HTML from the warehouse's marts."""
+    """The scorecard HTML from the warehouse as it is now."""
+    return render(scorecard_data(con), generated_at)
+
+
+def render(data: dict, generated_at: dt.datetime | None = None, known_at: dict | None = None) -> str:
+    """The scorecard HTML from `scorecard_data` (live, or a snapshot when `known_at` says which)."""
     generated_at = generated_at or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
-    settings = _rows(con, "select as_of, catalog_name from catalog.settings")[0]
-    kpis = _rows(con, "select * from marts.dim_kpis order by department_id, kpi_id")
-    points = _rows(con, "select * from marts.fct_kpi_progress order by kpi_id, period")
-    targets = _rows(con, "select * from catalog.targets where point_type = 'target' order by kpi_id, point_date")
-    departments = _rows(con, "select * from marts.fct_department_scorecard order by department_id")
-    milestones = _rows(con, "select * from marts.fct_milestones order by due_date, milestone_id")
+    settings, kpis, points, targets = data["settings"], data["kpis"], data["points"], data["targets"]
+    departments, milestones = data["departments"], data["milestones"]
+    published = {p["kpi_id"]: p for p in data.get("published") or []}
     by_kpi: dict[str, list[dict]] = {}
     for p in points:
         by_kpi.setdefault(p["kpi_id"], []).append(p)
@@ -199,43 +316,81 @@ def render_scorecard(con, generated_at: dt.datetime | None = None) -> str:
     for t in targets:
         tgt.setdefault(t["kpi_id"], []).append(t)
 
+    series = {k["kpi_id"]: Series(k, by_kpi.get(k["kpi_id"], []), tgt.get(k["kpi_id"], []), published.get(k["kpi_id"]))
+              for k in kpis}
+    views = {kpi_id: shown(sr) for kpi_id, sr in series.items()}
+    untrusted = {d["department_id"]: sum(1 for k in kpis if k["department_id"] == d["department_id"]
+                                         and views[k["kpi_id"]]["trust"] != "trusted") for d in departments}
     roll = "".join(
         f"<tr><th scope='row'><a href='#dept-{esc(d['department_id'])}'>{esc(d['department_name'])}</a></th>"
         f"<td class='num'>{d['kpis']}</td><td class='num'>{d['green']}</td><td class='num'>{d['amber']}</td>"
-        f"<td class='num'>{d['red']}</td><td class='num'>{d['grey']}</td><td class='num'>{d['untrusted']}</td>"
+        f"<td class='num'>{d['red']}</td><td class='num'>{d['grey']}</td><td class='num'>{untrusted[d['department_id']]}</td>"
         f"<td class='num'>{d['milestones_met']}</td><td class='num'>{d['milestones_missed']}</td>"
         f"<td class='num'>{d['milestones_at_risk']}</td><td class='num'>{d['milestones_upcoming']}</td>"
         f"<td>{'Overdue' if d['source_overdue'] else 'Up to date'}</td></tr>"
         for d in departments)
+    # At a glance: the KPIs that slip or whose data cannot be fully trusted, worst first.
+    order = {"red": 0, "amber": 1, "grey": 2, "green": 3}
+    dept_names = {d["department_id"]: d["department_name"] for d in departments}
+    attention = sorted((k for k in kpis if views[k["kpi_id"]]["status"] in ("red", "amber")
+                        or views[k["kpi_id"]]["trust"] != "trusted"),
+                       key=lambda k: (order.get(views[k["kpi_id"]]["status"], 9), k["department_id"], k["kpi_id"]))
+    attention_items = "".join(
+        f"<li><a href='#kpi-{esc(k['kpi_id'])}'>{esc(k['kpi_name'])}</a> ({esc(dept_names.get(k['department_id'], k['department_id']))}): "
+        f"<span class='badge' style='background:{COLOURS.get(views[k['kpi_id']]['status'], '#333')}'>"
+        f"{esc(STATUS_WORDS.get(views[k['kpi_id']]['status'], views[k['kpi_id']]['status']))}</span>"
+        f"<span class='badge' style='background:{COLOURS.get(views[k['kpi_id']]['trust'], '#333')}'>"
+        f"{esc(TRUST_WORDS.get(views[k['kpi_id']]['trust'], views[k['kpi_id']]['trust']))}</span></li>"
+        for k in attention)
+    attention_html = (f"<ul class='attention'>{attention_items}</ul>" if attention_items
+                      else "<p>Every KPI is on track and its data trusted.</p>")
+    sources_by_dept: dict[str, list[dict]] = {}
+    for src in data.get("sources") or []:
+        sources_by_dept.setdefault(src["department_id"], []).append(src)
     sections, idx = [], 0
     for d in departments:
         tiles = []
         for k in (k for k in kpis if k["department_id"] == d["department_id"]):
             idx += 1
-            tiles.append(_tile(Series(k, by_kpi.get(k["kpi_id"], []), tgt.get(k["kpi_id"], [])), idx))
+            tiles.append(_tile(series[k["kpi_id"]], idx))
+        srcs = "".join(
+            f"<li id='source-{esc(src['source_id'])}'>{esc(src['source_id'])} ({esc(src['cadence'])}): latest period "
+            + (f"{src['latest_period']:%Y-%m}, " if src["latest_period"] else "none yet, ")
+            + (f"expected {src['expected_period']:%Y-%m} — " if src["expected_period"] else "— ")
+            + (f"<strong>overdue by {esc(src['periods_overdue'])} period(s)</strong>" if src["is_overdue"] else "up to date")
+            + "</li>" for src in sources_by_dept.get(d["department_id"], []))
         sections.append(f"""
 <section aria-labelledby="dept-{esc(d['department_id'])}">
   <h2 id="dept-{esc(d['department_id'])}">{esc(d['department_name'])}</h2>
   <p class="meta">{d['green']} on track, {d['amber']} slipping, {d['red']} off track, {d['grey']} without data;
-     {d['untrusted']} with data that is not fully trusted; source {'overdue' if d['source_overdue'] else 'up to date'}.</p>
+     {untrusted[d['department_id']]} with data that is not fully trusted; source {'overdue' if d['source_overdue'] else 'up to date'}.</p>
+  {f'<ul class="meta">{srcs}</ul>' if srcs else ''}
   <div class="tiles">{''.join(tiles)}</div>
 </section>""")
     ms_rows = "".join(
-        f"<tr><td>{esc(m['due_date'])}</td><td>{esc(m['title'])}</td><td>{esc(m['department_id'])}</td>"
+        f"<tr id='milestone-{esc(m['milestone_id'])}'><td>{esc(m['due_date'])}</td><td>{esc(m['title'])}</td><td>{esc(m['department_id'])}</td>"
         f"<td><span class='badge' style='background:{COLOURS.get(m['state'], '#333')}'>{esc(MILESTONE_WORDS.get(m['state'], m['state']))}</span></td>"
         f"<td class='num'>{esc(fmt(m['latest_actual']))}</td><td class='num'>{esc(fmt(m['threshold']))}</td>"
         f"<td class='num'>{esc(fmt(m['forecast_value']))}</td><td>{esc(m['owner_name'])}</td></tr>"
         for m in milestones)
     title = f"KPI scorecard — {settings['catalog_name']}"
+    known = ""
+    if known_at:
+        title += f" as known on {known_at['asked']}"
+        known = (f" <strong>As known on {esc(known_at['asked'])}</strong>: the scorecard kept by run "
+                 f"{esc(known_at['run_id'])} at {esc(known_at['taken_at'])} UTC (reporting date {esc(known_at['as_of'])}).")
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{esc(title)}</title><style>{CSS}</style></head>
 <body>
 <header><h1>{esc(title)}</h1>
-<p class="meta">Reporting date {esc(settings['as_of'])} · generated {esc(generated_at)} UTC by kpiwatch.
+<p class="meta">Reporting date {esc(settings['as_of'])} · generated {esc(generated_at)} UTC by kpiwatch.{known}
 Status compares each KPI's latest value with its trajectory to target; data trust says whether the
 data behind it can be relied on.</p></header>
 <main>
+<section aria-labelledby="attention"><h2 id="attention">Needs attention</h2>
+<p class="meta">KPIs off track or slipping, and KPIs whose data is not fully trusted (stale, failed checks or anomalous).</p>
+{attention_html}</section>
 <section aria-labelledby="rollup"><h2 id="rollup">Departments at a glance</h2>
 <table><thead><tr><th scope="col">Department</th><th scope="col">KPIs</th><th scope="col">On track</th>
 <th scope="col">Slipping</th><th scope="col">Off track</th><th scope="col">No data</th><th scope="col">Data not trusted</th>

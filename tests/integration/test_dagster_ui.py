@@ -38,15 +38,20 @@ def webserver(tmp_path_factory, demo_data):
     base = tmp_path_factory.mktemp("ui")
     home = base / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    # No daemon runs in this test: launch runs directly instead of queueing them for one.
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n"
+                                       "run_coordinator:\n  module: dagster._core.run_coordinator\n"
+                                       "  class: DefaultRunCoordinator\n")
     data = base / "data"
     shutil.copytree(demo_data, data)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KPIWATCH_", "SLACK_"))}
     env.update(DAGSTER_HOME=str(home), KPIWATCH_DATA_DIR=str(data), KPIWATCH_WAREHOUSE=str(base / "wh" / "kpiwatch.duckdb"))
     port = _free_port()
     exe = Path(sys.executable).parent / "dagster-webserver"
+    # Output to a file: an unread pipe fills up and blocks the webserver and its run workers.
+    log = (base / "webserver.log").open("w")
     proc = subprocess.Popen([str(exe), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)], cwd=PROJECT_ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -68,6 +73,7 @@ def webserver(tmp_path_factory, demo_data):
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
 
 
 def test_code_location_loads(webserver):
@@ -81,7 +87,7 @@ def test_graphql_lists_assets_with_groups_owners_and_checks(webserver):
         owners { ... on TeamAssetOwner { team } ... on UserAssetOwner { email } }
         assetChecksOrError { ... on AssetChecks { checks { name } } } } }""")
     nodes = {"/".join(n["assetKey"]["path"]): n for n in data["assetNodes"]}
-    assert {n["groupName"] for n in nodes.values()} == {"catalog", "ingest", "staging", "intermediate", "marts", "alerting"}
+    assert {n["groupName"] for n in nodes.values()} == {"catalog", "ingest", "staging", "intermediate", "marts", "alerting", "reporting"}
     assert nodes["ingest/health_returns"]["owners"], "ingest assets are owned (from the catalog)"
     assert all(n["owners"] for n in nodes.values()), [k for k, n in nodes.items() if not n["owners"]]
     checks = {c["name"] for c in nodes["ingest/health_returns"]["assetChecksOrError"]["checks"]}
@@ -104,5 +110,9 @@ def test_run_launched_through_graphql_succeeds(webserver):
         if status in ("SUCCESS", "FAILURE", "CANCELED"):
             break
         time.sleep(2)
-    assert status == "SUCCESS"
+    if status != "SUCCESS":  # say what the run was doing
+        logs = _gql(port, """query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection {
+            events { __typename ... on MessageEvent { message stepKey } } } } }""", {"id": run_id})
+        tail = [f"{e.get('stepKey')}: {e.get('message')}" for e in logs["logsForRun"]["events"]][-25:]
+        pytest.fail(f"run {run_id} ended {status}:\n" + "\n".join(tail))
     assert (webserver["base"] / "wh" / "kpiwatch.duckdb").exists()

@@ -33,7 +33,7 @@ def test_every_stage_has_its_assets(defs):
     assert {"fct_kpi_progress", "fct_milestones", "fct_department_scorecard", "fct_source_freshness",
             "fct_kpi_anomalies", "dim_kpis", "kpi_alerts"} <= keys
     groups = {graph.get(dg.AssetKey.from_user_string(k)).group_name for k in keys}
-    assert groups == {"catalog", "ingest", "staging", "intermediate", "marts", "alerting"}
+    assert groups == {"catalog", "ingest", "staging", "intermediate", "marts", "alerting", "reporting"}
     # Every asset is described (its docstring or dbt description is what the UI shows).
     assert all(graph.get(k).description for k in graph.get_all_asset_keys() if not k.path[0].startswith("stg_"))
 

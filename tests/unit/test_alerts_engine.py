@@ -18,7 +18,7 @@ from alerts.model import Alert, fingerprint, labels_hash
 from alerts.rules import load_rules
 from alerts.sinks import Delivered, DeliveryError, Transport
 from alerts.store import ack, add_silence, expire_silence
-from tests.unit.test_alerts_warehouse import AS_OF, EXPECTED_ALERTS, build_warehouse
+from tests.unit.test_alerts_warehouse import AS_OF, EXPECTED_ALERTS, EXPECTED_DRIFT_ALERTS, build_warehouse
 
 T0 = datetime(2026, 4, 20, 6, 0)
 
@@ -145,6 +145,30 @@ def test_evaluate_finds_and_routes_the_scenario(wh, rules):
     checks = by_key["critical_check_failed", "health_csv"]
     assert checks.labels == {"batch_id": "b-health-2", "checks": ["health_csv.not_null.value"]}
     assert checks.dagster_path == "assets/ingest/health_csv?view=checks"
+
+
+def test_drift_findings_of_the_latest_evaluation_alert_and_clear(tmp_path, rules, sink, clock):
+    path = tmp_path / "warehouse.duckdb"
+    build_warehouse(duckdb.connect(str(path)), drift=True).close()
+    wh = file_warehouse(path)
+    with wh() as con:
+        alerts = [a for a in evaluate(con, rules, as_of=AS_OF) if a.kind == "drift"]
+    # the older evaluation's level shift, the info finding and the missing submission do not fire
+    assert [(a.rule, a.subject, a.channel) for a in alerts] == EXPECTED_DRIFT_ALERTS
+    outlier, volume = alerts
+    assert outlier.severity == "critical" and outlier.title == "Unusual value: Median wait time"
+    assert outlier.fields["Observed"] == "18.5 days" and outlier.fields["Expected"] == "15.8 days"
+    assert "expected range 14.9 days to 16.7 days" in outlier.text and outlier.kpi_id == "wait_time"
+    assert volume.severity == "warning" and volume.title == "Unusual volume: source health_csv"
+    assert volume.fields["Observed"] == "130" and volume.kpi_id is None
+    first = cycle(wh, rules, sink, clock, "run-1")
+    assert {a.subject for a in first.alerts if a.kind == "drift"} == {a.subject for a in alerts}
+    # a later evaluation that finds nothing resolves both
+    with wh() as con:
+        con.execute("insert into quality.drift_runs values ('r-next', ?, ?, 0)", [clock.advance(days=1), AS_OF])
+    second = cycle(wh, rules, sink, clock, "run-2")
+    assert not [a for a in second.alerts if a.kind == "drift"]
+    assert second.dispatch.resolved == 2
 
 
 def test_milestone_horizon_and_rule_matchers(wh, tmp_path):

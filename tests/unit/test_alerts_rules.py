@@ -87,7 +87,7 @@ def test_unknown_kind(tmp_path):
         """,
     ) == [
         "rules[0].kind: 'kpi_colour' is not one of "
-        "['kpi_status', 'milestone', 'source_overdue', 'check_failed', 'anomaly', 'pipeline_failure']"
+        "['kpi_status', 'milestone', 'source_overdue', 'check_failed', 'anomaly', 'drift', 'pipeline_failure']"
     ]
 
 
@@ -216,7 +216,7 @@ def test_routing_tree_receivers_and_escalation_are_validated(tmp_path):
         "route.routes[0].matchers.severity: 'urgent' is not one of ['info', 'warning', 'critical']",
         "route.routes[1].continue: 'yes' is not of type 'boolean'",
         "route.routes[1].matchers.kind[1]: 'colour' is not one of "
-        "['kpi_status', 'milestone', 'source_overdue', 'check_failed', 'anomaly', 'pipeline_failure']",
+        "['kpi_status', 'milestone', 'source_overdue', 'check_failed', 'anomaly', 'drift', 'pipeline_failure']",
         "route.routes[1].receiver: unknown receiver 'ghosts' (known: both, department, department_head, fallback, odd, owner)",
         "rules[0].escalate.after: must be a positive duration (e.g. 3d)",
         "rules[0].escalate.receiver: unknown receiver 'boss' (known: both, department, department_head, fallback, odd, owner)",

@@ -40,6 +40,16 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("column_name", "varchar"), ("severity", "varchar"), ("success", "boolean"), ("observed", "varchar"),
         ("expected", "varchar"), ("unexpected_count", "integer"), ("checked_at", "timestamp"),
     ],
+    "quality.drift_runs": [
+        ("run_id", "varchar"), ("detected_at", "timestamp"), ("as_of", "date"), ("findings", "integer"),
+    ],
+    "quality.drift_findings": [
+        ("run_id", "varchar"), ("detected_at", "timestamp"), ("as_of", "date"), ("finding_key", "varchar"),
+        ("kind", "varchar"), ("severity", "varchar"), ("department_id", "varchar"), ("source_id", "varchar"),
+        ("kpi_id", "varchar"), ("period", "date"), ("observed", "double"), ("expected", "double"),
+        ("lower_bound", "double"), ("upper_bound", "double"), ("score", "double"), ("threshold", "double"),
+        ("method", "varchar"), ("detail", "varchar"), ("is_latest", "boolean"),
+    ],
     "marts.fct_kpi_progress": [
         ("kpi_id", "varchar"), ("kpi_name", "varchar"), ("department_id", "varchar"), ("source_id", "varchar"),
         ("period", "date"), ("period_end", "date"), ("actual", "double"), ("numerator", "double"),
@@ -206,15 +216,59 @@ EXPECTED_ALERTS = [
     ("sudden_jump", "wait_time", "U0ANN"),
 ]
 
+# Drift findings (build_warehouse(con, drift=True)): two evaluations; only the latest counts.
+DRIFT_ROWS: dict[str, list[dict[str, Any]]] = {
+    "quality.drift_runs": [
+        {"run_id": "r-old", "detected_at": datetime(2026, 3, 20, 6, 0), "as_of": date(2026, 3, 20), "findings": 1},
+        {"run_id": "r-new", "detected_at": datetime(2026, 4, 20, 6, 0), "as_of": AS_OF, "findings": 4},
+    ],
+    "quality.drift_findings": [
+        # an earlier evaluation's finding: not repeated by the latest one, so it does not fire
+        {"run_id": "r-old", "detected_at": datetime(2026, 3, 20, 6, 0), "as_of": date(2026, 3, 20),
+         "finding_key": "level_shift|transport_sql|bus_punctuality|2026-01-01", "kind": "level_shift",
+         "severity": "warning", "department_id": "transport", "source_id": "transport_sql",
+         "kpi_id": "bus_punctuality", "period": date(2026, 1, 1), "observed": 80.0, "expected": 89.0,
+         "score": 6.5, "threshold": 6.0, "method": "median shift", "detail": "level fell by 9", "is_latest": True},
+        {"run_id": "r-new", "detected_at": datetime(2026, 4, 20, 6, 0), "as_of": AS_OF,
+         "finding_key": "kpi_outlier|health_csv|wait_time|2026-03-01", "kind": "kpi_outlier",
+         "severity": "critical", "department_id": "health", "source_id": "health_csv", "kpi_id": "wait_time",
+         "period": date(2026, 3, 1), "observed": 18.5, "expected": 15.8, "lower_bound": 14.9, "upper_bound": 16.7,
+         "score": 13.1, "threshold": 12.0, "method": "seasonal robust z", "detail": "18.5 is far above 15.8",
+         "is_latest": True},
+        {"run_id": "r-new", "detected_at": datetime(2026, 4, 20, 6, 0), "as_of": AS_OF,
+         "finding_key": "volume|health_csv||2026-03-01", "kind": "volume", "severity": "warning",
+         "department_id": "health", "source_id": "health_csv", "kpi_id": None, "period": date(2026, 3, 1),
+         "observed": 130.0, "expected": 100.0, "score": 0.3, "threshold": 0.2, "method": "median volume ±20%",
+         "detail": "130 rows against a typical 100", "is_latest": True},
+        # an info finding and a kind the default rule leaves to source_overdue: no alert
+        {"run_id": "r-new", "detected_at": datetime(2026, 4, 20, 6, 0), "as_of": AS_OF,
+         "finding_key": "kpi_outlier|finance_xlsx|budget_variance|2025-10-01", "kind": "kpi_outlier",
+         "severity": "info", "department_id": "finance", "source_id": "finance_xlsx", "kpi_id": "budget_variance",
+         "period": date(2025, 10, 1), "observed": 1.0, "expected": 1.0, "score": 4.0, "threshold": 6.0,
+         "method": "seasonal robust z", "detail": "near the edge", "is_latest": True},
+        {"run_id": "r-new", "detected_at": datetime(2026, 4, 20, 6, 0), "as_of": AS_OF,
+         "finding_key": "missing_submission|transport_sql||2026-03-01", "kind": "missing_submission",
+         "severity": "warning", "department_id": "transport", "source_id": "transport_sql", "kpi_id": None,
+         "period": date(2026, 3, 1), "observed": 0.0, "expected": 12.0, "score": 20.0, "threshold": 7.0,
+         "method": "cadence + grace", "detail": "2026-03 not received", "is_latest": True},
+    ],
+}
+# (rule, subject, channel) the drift_finding rule finds in DRIFT_ROWS.
+EXPECTED_DRIFT_ALERTS = [
+    ("drift_finding", "kpi_outlier|health_csv|wait_time|2026-03-01", "U0ANN"),
+    ("drift_finding", "volume|health_csv||2026-03-01", "#health-kpis"),  # about a source: department
+]
 
-def build_warehouse(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
-    """Create the input tables of the alert rules with the scenario in ROWS."""
+
+def build_warehouse(con: duckdb.DuckDBPyConnection, drift: bool = False) -> duckdb.DuckDBPyConnection:
+    """Create the input tables of the alert rules with the scenario in ROWS (and, with `drift`,
+    the drift evaluations in DRIFT_ROWS; without, the drift tables are empty)."""
     for schema in sorted({table.split(".")[0] for table in TABLES}):
         con.execute(f"create schema if not exists {schema}")
     for table, columns in TABLES.items():
         con.execute(f"create or replace table {table} ({', '.join(f'{c} {t}' for c, t in columns)})")
         names = [c for c, _ in columns]
-        rows = ROWS.get(table, [])
+        rows = (DRIFT_ROWS if drift else ROWS).get(table, []) if table in DRIFT_ROWS else ROWS.get(table, [])
         unknown = {key for row in rows for key in row} - set(names)
         assert not unknown, f"{table}: fixture row has undocumented columns {unknown}"
         if rows:
