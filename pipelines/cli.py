@@ -398,9 +398,11 @@ def status(
 
 # Commands owned by other stages (quality and audit; alert silences, acks and digests).
 from pipelines import cli_alerts, cli_quality  # noqa: E402
+from pipelines import cli_bench  # noqa: E402
 
 cli_quality.register(app)
 cli_alerts.register(app)
+cli_bench.register(app)
 
 
 def main() -> None:

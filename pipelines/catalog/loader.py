@@ -197,7 +197,7 @@ def load_catalog(directory: str | Path) -> Catalog:
             add("sources.yml", node, ["sources", i, "watermark_column"], "only sql sources have a watermark")
         if kind == "sql" and "query" in src and "table" in src:
             add("sources.yml", node, ["sources", i], "a sql source has 'table' or 'query', not both")
-        if kind in ("csv", "excel") and "path" not in src:
+        if kind in ("csv", "excel", "parquet") and "path" not in src:
             add("sources.yml", node, ["sources", i], f"a {kind} source needs 'path' (a glob under the data directory)")
         if kind == "sql":
             if "url" in src:

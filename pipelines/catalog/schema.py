@@ -99,9 +99,9 @@ SOURCES = {
                 "properties": {
                     "id": ID,
                     "department": ID,
-                    "kind": {"enum": ["csv", "excel", "sql", "http"]},
+                    "kind": {"enum": ["csv", "excel", "parquet", "sql", "http"]},
                     "description": {"type": "string"},
-                    # csv / excel: a glob relative to the data directory (the drop folder).
+                    # csv / excel / parquet: a glob relative to the data directory (the drop folder).
                     "path": {"type": "string", "minLength": 1},
                     # excel: a sheet name, or its 1-based position.
                     "sheet": {"type": ["string", "integer"], "minimum": 1},

@@ -76,7 +76,7 @@ def build_ingest_asset(source_id: str, source: dict, department: dict | None = N
                                                        "pipelines/ingest/landing.py (docs/quality.md)")
         for name, severity in check_names(source_id)
     ]
-    kinds = {"csv": "csv", "excel": "excel", "sql": "sql"}[source["kind"]]
+    kinds = source["kind"]
 
     @dg.asset(
         key=key,
@@ -165,7 +165,7 @@ def build_landing_asset(ingest_keys: list[dg.AssetKey]) -> dg.AssetsDefinition:
 
 def build_drop_folder_sensor(catalog: Catalog, job_name: str) -> dg.SensorDefinition:
     """Start a run when a new file lands in any file source's drop folder."""
-    file_sources = {sid: s for sid, s in catalog.sources.items() if s["kind"] in ("csv", "excel")}
+    file_sources = {sid: s for sid, s in catalog.sources.items() if s["kind"] in ("csv", "excel", "parquet")}
 
     @dg.sensor(name="new_source_files", job_name=job_name, minimum_interval_seconds=60,
                default_status=dg.DefaultSensorStatus.STOPPED,

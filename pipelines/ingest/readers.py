@@ -180,6 +180,19 @@ def _read_excel(path: Path, source: dict) -> tuple[list[str], list[dict[str, obj
     return [c for c in header if c], records
 
 
+def _read_parquet(path: Path) -> tuple[list[str], list[dict[str, object]]]:
+    """Parquet files keep their column types: numbers arrive as numbers, dates as dates."""
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for broken files
+        raise SourceError(f"not a readable Parquet file ({type(exc).__name__})") from None
+    header = list(table.column_names)
+    _no_duplicate_columns(header)
+    return header, table.to_pylist()
+
+
 def read_file_batches(source: dict, data_dir: Path, seen_sha256: set[str]) -> Iterator[RawBatch]:
     """Yield one batch per file in the source's drop folder not ingested before (by sha256)."""
     for path in source_files(source, data_dir):
@@ -194,6 +207,8 @@ def read_file_batches(source: dict, data_dir: Path, seen_sha256: set[str]) -> It
                 raise SourceError(f"file is {path.stat().st_size / 1048576:.1f} MB, over the {limit} MB limit")
             if source["kind"] == "csv":
                 batch.columns, batch.records = _read_csv(path, source)
+            elif source["kind"] == "parquet":
+                batch.columns, batch.records = _read_parquet(path)
             else:
                 batch.columns, batch.records = _read_excel(path, source)
         except SourceError as exc:
@@ -313,7 +328,7 @@ def read_batches(source: dict, data_dir: Path, environ: dict[str, str], seen_sha
                  watermark: str | None = None) -> Iterator[RawBatch]:
     """New batches of any source kind (files not seen before, a changed query result, new pages)."""
     kind = source["kind"]
-    if kind in ("csv", "excel"):
+    if kind in ("csv", "excel", "parquet"):
         return read_file_batches(source, data_dir, seen_sha256)
     if kind == "sql":
         return read_sql_batch(source, data_dir, environ, seen_sha256, watermark)
