@@ -116,3 +116,29 @@ def test_run_launched_through_graphql_succeeds(webserver):
         tail = [f"{e.get('stepKey')}: {e.get('message')}" for e in logs["logsForRun"]["events"]][-25:]
         pytest.fail(f"run {run_id} ended {status}:\n" + "\n".join(tail))
     assert (webserver["base"] / "wh" / "kpiwatch.duckdb").exists()
+    # what an operator reads in the UI: materialization metadata and check results
+    def metadata(*path):
+        node = _gql(port, """query($k: AssetKeyInput!) { assetOrError(assetKey: $k) { ... on Asset {
+            assetMaterializations(limit: 1) { runId metadataEntries { label
+              ... on IntMetadataEntry { intValue } ... on TextMetadataEntry { text }
+              ... on PathMetadataEntry { path } } } } } }""", {"k": {"path": list(path)}})["assetOrError"]
+        [mat] = node["assetMaterializations"]
+        assert mat["runId"] == run_id
+        return {e["label"]: e.get("intValue", e.get("text", e.get("path"))) for e in mat["metadataEntries"]}
+
+    health = metadata("ingest", "health_returns")
+    assert (health["rows_in"], health["rows_landed"], health["rows_quarantined"]) == (
+        health["rows_landed"] + 5, health["rows_in"] - 5, 5)  # the demo's five bad rows
+    scorecard = metadata("reports", "scorecard")
+    assert scorecard["published_statuses"] == "amber 1, green 9, red 3" and scorecard["path"].endswith("scorecard.html")
+    publish = metadata("publish", "kpi_status")
+    assert publish["figures_published"] == 13 and publish["blocked_departments"] == "none"
+    checks = _gql(port, """query($k: AssetKeyInput!) { assetNodeOrError(assetKey: $k) { ... on AssetNode {
+        assetChecksOrError { ... on AssetChecks { checks { name executionForLatestMaterialization {
+          status evaluation { metadataEntries { label ... on TextMetadataEntry { text } } } } } } } } } }""",
+                  {"k": {"path": ["ingest", "health_returns"]}})["assetNodeOrError"]["assetChecksOrError"]["checks"]
+    by_name = {c["name"]: c["executionForLatestMaterialization"] for c in checks}
+    unknown = by_name["kpi_id_known"]
+    assert unknown["status"] == "FAILED"
+    entries = {e["label"]: e.get("text") for e in unknown["evaluation"]["metadataEntries"]}
+    assert "expected" in entries and "observed" in entries and entries["observed"]
