@@ -14,11 +14,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-## run: bootstrap the environment, write the demo data, run the whole pipeline, show status
+## run: bootstrap the environment, write the demo data, run the whole pipeline; the summary
+## ends with where the scorecard and the audit report are
 run: $(STAMP)
 	$(BIN)/kpiwatch demo --data-dir $(DATA)
 	$(BIN)/kpiwatch run --data-dir $(DATA)
-	$(BIN)/kpiwatch status
 
 ## test: bootstrap the environment and run the whole test suite
 test: $(STAMP)

@@ -20,6 +20,7 @@ import datetime as dt
 import hashlib
 import io
 import random
+import re
 import sqlite3
 import zipfile
 from pathlib import Path
@@ -152,9 +153,13 @@ def _health(catalog: Catalog, out: Path) -> list[Path]:
 
 
 def _deterministic_zip(path: Path) -> None:
-    """Rewrite an .xlsx with fixed member timestamps so the same data gives the same bytes."""
+    """Rewrite an .xlsx with fixed member timestamps so the same data gives the same bytes
+    (openpyxl also stamps docProps/core.xml with the time of saving: fixed here too)."""
     with zipfile.ZipFile(path) as zin:
         members = [(i.filename, zin.read(i.filename)) for i in zin.infolist()]
+    stamp = dt.datetime(*FIXED_TIME).strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+    members = [(name, re.sub(rb"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)", rb"\g<1>" + stamp + rb"\g<2>", data))
+               if name == "docProps/core.xml" else (name, data) for name, data in members]
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zout:
         for name, data in members:
