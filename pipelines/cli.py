@@ -117,7 +117,7 @@ class _Progress(logging.Handler):
         event = meta.get("dagster_event") if meta else None
         if event is None:
             if record.levelno >= logging.ERROR and meta:
-                self.console.print(f"  [red]{meta.get('step_key') or ''}: {meta.get('orig_message', record.getMessage())}[/]")
+                self.console.print(f"  [red]{meta.get('step_key') or ''}: {escape(meta.get('orig_message', record.getMessage()))}[/]")
             return
         kind, step = event.event_type_value, event.step_key
         if kind == "STEP_START":
@@ -205,7 +205,7 @@ def run(
         from pipelines.warehouse import WarehouseBusy
 
         # Step progress goes to the terminal; dbt's own console output goes to the run log.
-        progress_console = Console(file=sys.stdout, highlight=False)
+        progress_console = Console(file=sys.stdout, highlight=False, soft_wrap=True)  # one line per message
         defs = build_definitions(s, loggers={"console": _progress_logger(progress_console, quiet)})
         job = defs.resolve_job_def(ALL_ASSETS_JOB)
     if not quiet:
@@ -329,7 +329,8 @@ def _print_summary(s: Settings, run_id: str) -> None:
     out.print(f"[bold]Rows[/] this run: {rows_in} in, {landed} landed, {quarantined} quarantined "
               f"from {len(sm['batches'])} new batch(es)")
     for q in sm["quarantine"]:
-        out.print(f"  quarantined {q['rows']} × {q['reason']} ({q['source_id']})")
+        out.print(f"  quarantined {q['rows']} × {q['reason']} ({q['source_id']}: {q['source_file']})"
+                  + (f" — {q['problem'].removeprefix(q['source_file'] + ': ')}" if q["problem"] else ""), markup=False)
     with connect(s.warehouse, read_only=True) as con:
         restated = restatements(con, run_id)
     if restated:
@@ -397,11 +398,12 @@ def status(
 
 
 # Commands owned by other stages (quality and audit; alert silences, acks and digests).
-from pipelines import cli_alerts, cli_quality  # noqa: E402
+from pipelines import cli_alerts, cli_ledger, cli_quality  # noqa: E402
 from pipelines import cli_bench  # noqa: E402
 
 cli_quality.register(app)
 cli_alerts.register(app)
+cli_ledger.register(app)
 cli_bench.register(app)
 
 

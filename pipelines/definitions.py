@@ -16,6 +16,7 @@ def build_definitions(settings: Settings | None = None, loggers: dict | None = N
     from pipelines.alerting.automation import digest_job, digest_schedule, run_failure_alerts
     from pipelines.catalog.assets import kpi_catalog
     from pipelines.ingest.assets import build_drop_folder_sensor, build_ingest_asset, build_landing_asset
+    from pipelines.ledger import run_ledger
     from pipelines.quality.assets import build_publish_asset, drift_findings
     from pipelines.reporting.assets import audit_report, scorecard
     from pipelines.resources import KpiwatchResource, _load
@@ -30,7 +31,7 @@ def build_definitions(settings: Settings | None = None, loggers: dict | None = N
                               description="The whole kpiwatch graph: catalog → ingest → dbt → drift → publish → alerts → reports.")
     return dg.Definitions(
         assets=[kpi_catalog, *ingest, build_landing_asset([a.key for a in ingest]), kpiwatch_dbt_models,
-                drift_findings, build_publish_asset(), kpi_alerts, scorecard, audit_report],
+                drift_findings, build_publish_asset(), kpi_alerts, scorecard, audit_report, run_ledger],
         jobs=[job, digest_job],
         schedules=[dg.ScheduleDefinition(name="kpiwatch_daily", job=job, cron_schedule="0 6 * * *",
                                          execution_timezone="UTC",

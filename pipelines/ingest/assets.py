@@ -100,10 +100,9 @@ def build_ingest_asset(source_id: str, source: dict, department: dict | None = N
         if report.error:
             context.log.error(f"source {source_id} could not be read: {report.error}")
         for b in report.batches:
-            context.log.info(
-                f"{b.source_file or 'query'}: {b.rows_in} rows in, {b.rows_accepted} landed, "
-                f"{b.rows_quarantined} quarantined {b.reasons or ''}"
-            )
+            # A refused file is an error the user sees in the `kpiwatch run` output, by name.
+            log = context.log.error if b.problem and not b.rows_accepted else context.log.info
+            log(b.message())
         yield dg.MaterializeResult(
             asset_key=key,
             metadata={

@@ -84,6 +84,19 @@ class BatchReport:
     reasons: dict[str, int]
     outcomes: list[ExpectationOutcome] = field(default_factory=list)
     schema: SchemaVerdict | None = None
+    problem: str | None = None  # why the whole batch was refused (unreadable, empty, schema change)
+
+    def message(self) -> str:
+        """One line for the user: the file (or query) and what happened to its rows."""
+        where = self.source_file or f"query {self.batch_id}"
+        if self.problem and not self.rows_accepted:
+            problem = self.problem.removeprefix(f"{self.source_file}: ") if self.source_file else self.problem
+            return f"{where}: refused ({', '.join(self.reasons)}) — {problem}"
+        if self.rows_quarantined:
+            why = ", ".join(f"{r} × {n}" for r, n in sorted(self.reasons.items()))
+            return (f"{where}: {self.rows_quarantined} of {self.rows_in} rows quarantined ({why}); "
+                    f"{self.rows_accepted} landed")
+        return f"{where}: {self.rows_in} rows landed"
 
 
 @dataclass
@@ -296,8 +309,11 @@ def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, o
     reasons: dict[str, int] = {}
     for _, reason, _, _ in quarantine:
         reasons[reason] = reasons.get(reason, 0) + 1
+    whole = {"schema_change", "missing_column"} & set(reasons) and not len(frame)
+    problem = next((d for n, _, d, _ in quarantine if n is None), None) or \
+        (quarantine[0][2] if whole else None)
     return BatchReport(batch_id, batch.source_file, batch.sha256, rows_in, len(frame), len(quarantine), reasons, outcomes,
-                       schema)
+                       schema, problem)
 
 
 def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.date, run_id: str,

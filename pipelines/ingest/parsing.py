@@ -112,7 +112,14 @@ def parse_number(value: object, field: str, unit: str | None = None, markers=DEF
     return number
 
 
+# Before this no KPI period is plausible: a year like 0001 or 1066 is a typo or a broken date
+# cell (Excel's day 0 is 1899-12-30), not history to plot.
+MIN_PERIOD_YEAR = 1900
+
+
 def _first_of(d: dt.date, frequency: str | None) -> dt.date:
+    if d.year < MIN_PERIOD_YEAR:
+        raise Rejected("period_out_of_range", f"period {d.isoformat()} is before {MIN_PERIOD_YEAR}")
     if d.day != 1:
         raise Rejected("period_not_aligned", f"period {d.isoformat()} is not the first day of a month")
     if frequency == "quarterly" and d.month not in (1, 4, 7, 10):

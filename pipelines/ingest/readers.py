@@ -203,8 +203,10 @@ def read_file_batches(source: dict, data_dir: Path, seen_sha256: set[str]) -> It
         batch = RawBatch(source["id"], rel, sha, None, [])
         limit = source.get("max_file_mb")
         try:
-            if limit and path.stat().st_size > limit * 1024 * 1024:
-                raise SourceError(f"file is {path.stat().st_size / 1048576:.1f} MB, over the {limit} MB limit")
+            size = path.stat().st_size
+            if limit and size > limit * 1024 * 1024:
+                shown = f"{size / 1048576:.1f} MB" if size >= 1048576 else f"{size:,} bytes"
+                raise SourceError(f"file is {shown}, over the {limit} MB limit")
             if source["kind"] == "csv":
                 batch.columns, batch.records = _read_csv(path, source)
             elif source["kind"] == "parquet":

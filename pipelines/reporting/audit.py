@@ -418,5 +418,10 @@ def write_report(warehouse: Path, out: Path, run_id: str | None = None, data_doc
             batch_ids = [b.get("batch_id") for f in d["figures"] for b in (f["evidence"] or {}).get("batches", [])]
             docs_index = build_data_docs(con, out.parent / "data_docs", d["run_id"], batch_ids)
     href = docs_index.relative_to(out.parent).as_posix() if docs_index else None
-    out.write_text(render_html(d, href), encoding="utf-8")
+    from pipelines.reporting.files import ReportWriteError, write_text_atomic
+
+    try:
+        write_text_atomic(out, render_html(d, href))
+    except ReportWriteError as exc:
+        raise AuditError(exc.strerror) from None
     return out, docs_index

@@ -67,9 +67,10 @@ def run_summary(con, run_id: str) -> dict:
         select source_id, source_file, rows_in, rows_accepted, rows_quarantined
         from raw.batches where run_id = ? order by source_id, source_file""", [run_id])
     out["quarantine"] = _rows(con, """
-        select q.source_id, q.reason, count(*) as rows
+        select q.source_id, coalesce(b.source_file, 'query') as source_file, q.reason, count(*) as rows,
+               any_value(q.detail) filter (where q.row_number is null) as problem
         from raw.quarantine q join raw.batches b using (batch_id)
-        where b.run_id = ? group by all order by 1, 2""", [run_id])
+        where b.run_id = ? group by all order by 1, 2, 3""", [run_id])
     # Checks on this run's new batches (kpiwatch's own and the sources' GX suites); the mart
     # contract and dbt tests are counted apart (they run on every run, batches or not).
     out["checks"] = _rows(con, """

@@ -14,6 +14,7 @@ from tests.support.catalogs import kpi, write_catalog
 KNOWN_REASONS = {
     "unparseable_number", "unparseable_period", "period_not_aligned", "missing_value", "missing_kpi_id",
     "missing_period", "unknown_kpi_id", "negative_value", "duplicate_key", "period_in_future",
+    "period_out_of_range",
 }
 hostile = st.one_of(
     st.text(alphabet=string.printable + "éü–’\u00a0", max_size=12),
