@@ -25,19 +25,74 @@ DEFAULT_ESTATES = PROJECT_ROOT / "bench-data"
 DEFAULT_RESULTS = PROJECT_ROOT / "bench-results"
 
 
-def child(args: list[str], log: Path, env: dict | None = None) -> tuple[int, float, float]:
+def _tree(pid: int) -> list[int]:
+    """The process and its descendants (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2:].split()
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def _rss_kib(pid: int, field: str = "VmRSS") -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class _PeakRss:
+    """Samples the resident memory of a process tree (kpiwatch and, say, its dbt subprocess)
+    every `every` seconds: the peak of their sum (memory needed at once), and the largest
+    single process' high-water mark. Sampling, not rusage: a forked child's ru_maxrss would
+    include the benchmark process' own memory, copied at fork."""
+
+    def __init__(self, pid: int, every: float = 0.1):
+        import threading
+
+        self.pid, self.every, self.total_kib, self.single_kib = pid, every, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            pids = _tree(self.pid)
+            self.total_kib = max(self.total_kib, sum(_rss_kib(p) for p in pids))
+            self.single_kib = max([self.single_kib] + [_rss_kib(p, "VmHWM") for p in pids])
+            self._stop.wait(self.every)
+
+    def stop(self) -> tuple[float, float]:
+        self._stop.set()
+        self._thread.join()
+        return self.total_kib / 1024.0, self.single_kib / 1024.0
+
+
+def child(args: list[str], log: Path, env: dict | None = None) -> tuple[int, float, float, float]:
     """Run `python -m ...args` with its output to `log`; (exit code, wall seconds, peak RSS in MB
-    of it and its children)."""
+    of it and its children together, peak RSS in MB of the largest single process)."""
     import time
 
     t = time.perf_counter()
     with log.open("w") as fh:
         proc = subprocess.Popen([sys.executable, "-m", *args], env={**os.environ, **(env or {})},
                                 stdout=fh, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    # ru_maxrss (KiB on Linux) of a waited-for child covers its own waited-for children too.
-    return proc.returncode, time.perf_counter() - t, usage.ru_maxrss / 1024.0
+        sampler = _PeakRss(proc.pid)
+        proc.wait()
+        total, single = sampler.stop()
+    return proc.returncode, time.perf_counter() - t, total, single
 
 
 def prepare_estate(estate: Path, observations: int, seed: int, departments: int = 8, months: int = 36) -> dict:
@@ -59,17 +114,17 @@ def prepare_estate(estate: Path, observations: int, seed: int, departments: int 
 
 def _kpiwatch(catalog: Path, work: Path, label: str, env: dict | None = None) -> dict:
     out = work / f"kpiwatch-{label}.json"
-    rc, wall, rss = child(["pipelines.bench.stages", str(catalog), str(out)], out.with_suffix(".log"), env)
+    rc, wall, rss, single = child(["pipelines.bench.stages", str(catalog), str(out)], out.with_suffix(".log"), env)
     res = json.loads(out.read_text()) if out.exists() else {"success": False, "stages": {}}
-    res.update(exit_code=rc, process_wall_seconds=wall, peak_rss_mb=rss)
+    res.update(exit_code=rc, process_wall_seconds=wall, peak_rss_mb=rss, peak_rss_single_process_mb=single)
     return res
 
 
 def _baseline(estate: Path, db: Path, work: Path, label: str) -> dict:
     out = work / f"baseline-{label}.json"
-    rc, wall, rss = child(["pipelines.bench.baseline", str(estate), str(db), str(out)], out.with_suffix(".log"))
+    rc, wall, rss, single = child(["pipelines.bench.baseline", str(estate), str(db), str(out)], out.with_suffix(".log"))
     res = json.loads(out.read_text()) if out.exists() else {"success": False, "stages": {}}
-    res.update(exit_code=rc, process_wall_seconds=wall, peak_rss_mb=rss)
+    res.update(exit_code=rc, process_wall_seconds=wall, peak_rss_mb=rss, peak_rss_single_process_mb=single)
     return res
 
 

@@ -18,7 +18,8 @@ import duckdb
 import pandas as pd
 
 from pipelines.catalog.loader import Catalog
-from pipelines.ingest.parsing import Rejected, expand_wide, parse_record, required_columns
+from pipelines.ingest.fastparse import parse_batch
+from pipelines.ingest.parsing import expand_wide, required_columns
 from pipelines.ingest.readers import RawBatch, SourceError, read_batches
 from pipelines.quality.contracts import compare_schema, contract_columns, infer_schema, source_suite_name
 from pipelines.quality.gx_validation import ExpectationOutcome, validate_frame
@@ -39,6 +40,9 @@ OWN_CHECKS = {
     "rejection_rate": "critical",    # share of rejected rows <= MAX_REJECTED_SHARE
 }
 PRE_SUITE_CHECKS = ("not_empty", "schema_contract", "columns_present", "values_parseable")
+# File sources are read one file at a time while landing, so that one batch's records are in
+# memory at once (a source of 36 monthly files of 35,000 rows held 1.3 million dicts).
+FILE_KINDS = ("csv", "excel", "parquet")
 PARSED_COLUMNS = ["kpi_id", "org_id", "period", "value", "numerator", "denominator", "target"]
 
 
@@ -191,13 +195,10 @@ def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.dat
         ]
     outcomes.append(_own("columns_present", True, f"columns {batch.columns}", f"columns {needed}"))
 
-    parsed, parse_rejects = {}, []
-    for n, rec in numbered:
-        try:
-            parsed[n] = parse_record(rec, source, kpis)
-        except Rejected as rej:
-            quarantine.append((n, rej.reason, rej.detail, _json(rec)))
-            parse_rejects.append(n)
+    parsed, rejects = parse_batch(numbered, source, kpis)  # parse_record's results, a column at a time
+    for n, rej in rejects:
+        quarantine.append((n, rej.reason, rej.detail, _json(cells[n])))
+    parse_rejects = [n for n, _ in rejects]
     outcomes.append(_own(
         "values_parseable", not parse_rejects, f"{len(parse_rejects)} of {len(numbered)} rows unparseable",
         "numbers, periods and measures parse", len(parse_rejects), None, parse_rejects,
@@ -328,7 +329,9 @@ def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.dat
         "select max(watermark) from raw.batches where source_id = ? and watermark is not null", [source_id]
     ).fetchone()[0]
     try:
-        batches = list(read_batches(source, data_dir, os.environ if environ is None else environ, seen, watermark))
+        batches = read_batches(source, data_dir, os.environ if environ is None else environ, seen, watermark)
+        if source["kind"] not in FILE_KINDS:
+            batches = list(batches)  # a query or page that fails is reported before anything lands
     except SourceError as exc:
         report.error = str(exc)
         return report

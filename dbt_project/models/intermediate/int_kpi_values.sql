@@ -2,6 +2,10 @@
 -- aggregation. Ratios are recomputed from their summed parts (scale * sum(numerator) /
 -- sum(denominator)), never averaged. Periods whose value cannot be computed (e.g. a ratio
 -- whose denominators sum to 0) are dropped: they have no actual.
+-- A table, not a view: the trajectory, status, forecast and trust models all read it, and it
+-- aggregates every organisation's latest revision (docs/scale.md).
+
+{{ config(materialized='table') }}
 
 with
 

@@ -2,6 +2,19 @@
 -- resubmission is a revision. Latest = max loaded_at, then max batch_id (ties on the load
 -- instant), then the last data row of that batch (a defensive tie-break: ingest quarantines
 -- duplicate keys within a batch).
+--
+-- Incremental: raw.observations is append-only, so a run only re-ranks the keys that rows
+-- landed since the last build touched (all of each such key's rows, so `revisions` stays a
+-- full count), and replaces those keys here. A daily run costs the new rows, not the history
+-- (docs/scale.md). `dbt build --full-refresh` rebuilds it whole.
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['kpi_id', 'org_id', 'period'],
+    )
+}}
 
 with
 
@@ -10,6 +23,37 @@ observations as (
     select * from {{ ref('stg_raw__observations') }}
 
 ),
+
+{% if is_incremental() %}
+
+touched as (
+
+    select distinct kpi_id, org_id, period
+    from observations
+    where loaded_at > (select coalesce(max(loaded_at), timestamp '0001-01-01') from {{ this }})
+
+),
+
+scoped as (
+
+    select observations.*
+    from observations
+    semi join touched
+        on observations.kpi_id = touched.kpi_id
+        and observations.org_id = touched.org_id
+        and observations.period = touched.period
+
+),
+
+{% else %}
+
+scoped as (
+
+    select * from observations
+
+),
+
+{% endif %}
 
 ranked as (
 
@@ -20,7 +64,7 @@ ranked as (
             order by loaded_at desc, batch_id desc, row_number desc
         ) as revision_rank,
         count(*) over (partition by kpi_id, org_id, period) as revisions
-    from observations
+    from scoped
 
 ),
 

@@ -1,0 +1,126 @@
+"""Parse a batch a column at a time, with exactly `parse_record`'s results.
+
+`parse_record` maps one record at a time (about 40 µs a row: 7 fields, each through the
+mapping rules). A batch whose mapping is plain columns (no value maps, derived fields or
+period formats) is parsed here instead: identifiers and periods repeat, so each distinct
+value is parsed once (by the same functions); measures take a short path for the forms that
+need no interpretation (a number, or a plain decimal text). Any row this path is not sure
+about (a marker, a bad or unusual cell, a missing measure) is handed to `parse_record`, so
+its result, or its quarantine reason and detail, is the row-at-a-time one.
+"""
+from __future__ import annotations
+
+import math
+import re
+
+from pipelines.ingest.parsing import MEASURES, Rejected, _text, parse_period, parse_record
+
+_SIMPLE_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+_FIELDS = ("kpi_id", "org_id", "period", *MEASURES)
+
+
+def _plain_column(spec) -> tuple[str, str | None] | None:
+    """(column, unit) for a field mapped to a column as is; None for any other rule."""
+    if isinstance(spec, str):
+        return spec, None
+    if isinstance(spec, dict) and set(spec) <= {"column", "unit"} and "column" in spec:
+        return spec["column"], spec.get("unit")
+    return None
+
+
+def _numbers(values: list, unit: str | None) -> tuple[list, set[int]]:
+    """Floats (or None for an empty cell) and the positions left to `parse_number`."""
+    out, unsure = [None] * len(values), set()
+    scale = 100.0 if unit == "fraction_to_percent" else 1.0
+    match = _SIMPLE_NUMBER.fullmatch
+    for i, v in enumerate(values):
+        t = type(v)
+        if v is None or (t is str and v == ""):
+            continue
+        if t is str:
+            if not match(v):
+                unsure.add(i)
+                continue
+        elif t is not float and t is not int:  # bool, Decimal, date, ...: the careful path
+            unsure.add(i)
+            continue
+        x = float(v)
+        if math.isnan(x) or math.isinf(x):
+            unsure.add(i)
+            continue
+        out[i] = x * scale
+    return out, unsure
+
+
+def parse_batch(numbered: list[tuple[int, dict]], source: dict, kpis: dict[str, dict]):
+    """(parsed: row number -> fields, rejected: [(row number, Rejected)]), both in row order."""
+    columns = source["columns"]
+    plain = {f: _plain_column(columns[f]) if columns.get(f) is not None else (None, None) for f in _FIELDS}
+    if any(p is None for p in plain.values()) or "missing_markers" in source:
+        return _row_at_a_time(numbered, source, kpis)
+    records = [rec for _, rec in numbered]
+    n = len(records)
+    unsure: set[int] = set()
+
+    def column(field):
+        col = plain[field][0]
+        return [None] * n if col is None else [rec.get(col) for rec in records]
+
+    def cached(values, fn):
+        memo, out = {}, []
+        for v in values:
+            key = (type(v), v)
+            if key not in memo:
+                memo[key] = fn(v)
+            out.append(memo[key])
+        return out
+
+    kpi_ids = cached(column("kpi_id"), _text)
+    orgs = cached(column("org_id"), _text)
+    freqs = [kpis[k]["frequency"] if k in kpis else None for k in kpi_ids]
+    memo: dict = {}
+    periods = []
+    for i, (v, f) in enumerate(zip(column("period"), freqs)):
+        key = (type(v), v, f)
+        if key not in memo:
+            try:
+                memo[key] = parse_period(v, f)
+            except Rejected:
+                memo[key] = Rejected
+        p = memo[key]
+        if p is Rejected:
+            unsure.add(i)
+            p = None
+        periods.append(p)
+    measures = {}
+    for m in MEASURES:
+        measures[m], bad = _numbers(column(m), plain[m][1])
+        unsure |= bad
+    ratio = {k for k, kpi in kpis.items() if kpi["aggregation"] == "ratio"}
+    value, num, den = measures["value"], measures["numerator"], measures["denominator"]
+    for i, k in enumerate(kpi_ids):
+        if k in kpis and ((k in ratio and (num[i] is None or den[i] is None)) or (k not in ratio and value[i] is None)):
+            unsure.add(i)  # parse_record names the missing value
+    parsed, rejected = {}, []
+    target = measures["target"]
+    for i, (row, rec) in enumerate(numbered):
+        if i in unsure:
+            try:
+                parsed[row] = parse_record(rec, source, kpis)
+            except Rejected as rej:
+                rejected.append((row, rej))
+            continue
+        parsed[row] = {"kpi_id": kpi_ids[i], "org_id": str(orgs[i]) if orgs[i] is not None else "ALL",
+                       "period": periods[i], "value": value[i], "numerator": num[i], "denominator": den[i],
+                       "target": target[i]}
+    return parsed, rejected
+
+
+def _row_at_a_time(numbered, source, kpis):
+    parsed, rejected = {}, []
+    for row, rec in numbered:
+        try:
+            parsed[row] = parse_record(rec, source, kpis)
+        except Rejected as rej:
+            rejected.append((row, rej))
+    return parsed, rejected
