@@ -45,3 +45,9 @@ dev: $(STAMP)
 
 clean:
 	rm -rf warehouse demo-data dbt_project/target dbt_project/logs
+
+## bench: the scale benchmark at 1M and 10M observations against the DuckDB SQL yardstick (docs/scale.md)
+.PHONY: bench
+BENCH_SIZES ?= 1m,10m
+bench: $(STAMP)
+	$(BIN)/kpiwatch bench run --observations $(BENCH_SIZES)
