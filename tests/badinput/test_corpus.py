@@ -268,3 +268,21 @@ def test_kpiwatch_validate_prints_one_line_per_problem_and_exits_2(tmp_path):
     assert len(problems) == 2, res.stderr
     assert problems[0].startswith("kpis.yml:") and "unknown key(s) 'colour'" in problems[0]
     assert problems[1].startswith("kpis.yml:") and "tolerance" in problems[1]
+
+
+def test_run_progress_prints_a_file_name_with_brackets_as_it_is():
+    """A file name is data: `[bold]` or `[/]` in it must not be taken for console markup
+    (it was: rich swallowed the brackets or raised MarkupError inside the log handler)."""
+    import logging
+
+    from rich.console import Console
+
+    from pipelines.cli import _Progress
+
+    buf = io.StringIO()
+    handler = _Progress(Console(file=buf, width=300, soft_wrap=True), quiet=False)
+    line = "health/[bold]draft[/] [x].csv: refused (unreadable_source) — binary content, not a text file"
+    record = logging.LogRecord("kpiwatch", logging.ERROR, __file__, 1, line, None, None)
+    record.dagster_meta = {"step_key": "ingest__health_returns", "orig_message": line}
+    handler.emit(record)
+    assert buf.getvalue().strip() == f"ingest__health_returns: {line}"

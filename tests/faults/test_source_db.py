@@ -122,3 +122,19 @@ def test_database_dropped_between_runs_is_a_named_error_and_loses_nothing(pg_sou
     assert err and "source pg_returns" in err and f'database "{pg_source["db"]}" does not exist' in err, err
     assert PASSWORD not in err and "postgresql+psycopg://" not in err
     assert counts == {"pg_returns": ROWS, "other_csv": 3}  # what was landed stays; the other source goes on
+
+
+def test_catalog_table_names_are_quoted_identifiers(pg_source, tmp_path):
+    """A table name from the catalog is validated (tests/badinput: no quotes, no SQL) and quoted:
+    a table called `order` (a reserved word) is read, not parsed as SQL."""
+    with psycopg.connect(f"host=127.0.0.1 port=5432 user=postgres dbname={pg_source['db']}", autocommit=True) as con:
+        con.execute('create table "order" as select * from kpi_rows')
+    src = {"id": "pg_order", "department": "dept", "kind": "sql", "url_env": "KPIWATCH_TEST_PG_URL", "table": "order",
+           "cadence": "monthly", "columns": {"kpi_id": "kpi", "period": "month", "org_id": "org", "value": "value"}}
+    catalog = load_catalog(write_catalog(tmp_path / "cat2", [src], [kpi("homes", "pg_order")]))
+    with connect(tmp_path / "wh2.duckdb") as con:
+        report = ingest_source(con, catalog, "pg_order", pg_source["data"], AS_OF, "run-q", environ=pg_source["env"])
+    assert report.error is None and report.batches[0].rows_accepted == ROWS
+    with connect(tmp_path / "wh2.duckdb", read_only=True) as con:
+        [(query,)] = con.execute("select source_query from raw.batches").fetchall()
+    assert 'FROM "order"' in query, query
