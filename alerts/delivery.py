@@ -81,6 +81,7 @@ class DeliverySummary:
     possible_duplicates: int = 0  # re-posted without being able to check the first attempt
     notifications_sent: int = 0
     auth_error: str | None = None
+    unreachable: str | None = None  # Slack refused connections: the rest of the queue was held
     issues: list[DeliveryIssue] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -94,6 +95,8 @@ class DeliverySummary:
                 f"{self.failed} failed, {self.held + self.pending} pending")
         if self.auth_error:
             text += f"; Slack rejected the token ({self.auth_error}): messages held for the next run"
+        if self.unreachable:
+            text += f"; Slack unreachable ({self.unreachable}): messages held for the next run"
         return text
 
 
@@ -279,10 +282,12 @@ def deliver(
             summary.in_flight += 1  # another live process is sending it
             continue
 
-        if summary.auth_error:
+        if summary.auth_error or summary.unreachable:
+            # Every further post would fail the same way (and, unreachable, wait out its retries).
             summary.held += 1
-            outbox.settle(row, "pending", summary.auth_error, "held",
-                          f"{summary.auth_error}: Slack rejected the bot token; held for the next run",
+            why = ("Slack rejected the bot token" if summary.auth_error else "Slack could not be reached")
+            outbox.settle(row, "pending", summary.auth_error or summary.unreachable, "held",
+                          f"{summary.auth_error or summary.unreachable}: {why}; held for the next run",
                           maybe_posted=maybe_posted)
             if transport.mirror is not None:
                 transport.mirror.mirror(out, "held")
@@ -343,6 +348,8 @@ def deliver(
                 outbox.settle(row, "pending", code, "failed", f"{err}; will retry next run",
                               maybe_posted=err.ambiguous or maybe_posted)
                 summary.issues.append(DeliveryIssue(row["outbox_id"], row["channel"], code, str(err), "will retry next run"))
+                if err.unreachable:
+                    summary.unreachable = code
             else:  # the message itself is rejected, or the fallback channel is broken too
                 summary.failed += 1
                 outbox.settle(row, "failed", code, "failed", f"{err}; given up")

@@ -65,11 +65,13 @@ def redact(text: str, *secrets: str) -> str:
 class DeliveryError(RuntimeError):
     """A send or lookup failed. ``str(err)`` is safe to log (no token)."""
 
-    def __init__(self, message: str, kind: str, code: str | None = None, ambiguous: bool = False):
+    def __init__(self, message: str, kind: str, code: str | None = None, ambiguous: bool = False,
+                 unreachable: bool = False):
         super().__init__(message)
         self.kind = kind  # auth | channel | message | transient | lookup
         self.code = code
         self.ambiguous = ambiguous  # the message may have been posted despite the error
+        self.unreachable = unreachable  # Slack refused the connection (after retries): it is down
 
 
 SinkError = DeliveryError  # the name earlier versions used
@@ -354,6 +356,7 @@ class SlackSink:
             raise DeliveryError(
                 self._safe(f"slack request failed: {type(exc).__name__}: {exc}"), kind,
                 code="timeout" if _is_timeout(exc) else type(exc).__name__, ambiguous=not _connection_refused(exc),
+                unreachable=_connection_refused(exc),
             ) from None
         return Delivered(
             channel=str(response.get("channel") or out.channel),
