@@ -17,6 +17,7 @@ from pipelines.ingest.parsing import MEASURES, Rejected, _text, parse_period, pa
 
 _SIMPLE_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 _FIELDS = ("kpi_id", "org_id", "period", *MEASURES)
+PARSED = ["kpi_id", "org_id", "period", "value", "numerator", "denominator", "target"]  # parse_record's keys
 
 
 def _plain_column(spec) -> tuple[str, str | None] | None:
@@ -53,7 +54,8 @@ def _numbers(values: list, unit: str | None) -> tuple[list, set[int]]:
 
 
 def parse_batch(numbered: list[tuple[int, dict]], source: dict, kpis: dict[str, dict]):
-    """(parsed: row number -> fields, rejected: [(row number, Rejected)]), both in row order."""
+    """(row numbers, {field: values} of the parsed rows, [(row number, Rejected)]), in row order:
+    columns, ready for a DataFrame, rather than a dict per row."""
     columns = source["columns"]
     plain = {f: _plain_column(columns[f]) if columns.get(f) is not None else (None, None) for f in _FIELDS}
     if any(p is None for p in plain.values()) or "missing_markers" in source:
@@ -101,26 +103,40 @@ def parse_batch(numbered: list[tuple[int, dict]], source: dict, kpis: dict[str, 
     for i, k in enumerate(kpi_ids):
         if k in kpis and ((k in ratio and (num[i] is None or den[i] is None)) or (k not in ratio and value[i] is None)):
             unsure.add(i)  # parse_record names the missing value
-    parsed, rejected = {}, []
+    rows, rejected = [], []
+    out = {c: [] for c in PARSED}
     target = measures["target"]
     for i, (row, rec) in enumerate(numbered):
         if i in unsure:
             try:
-                parsed[row] = parse_record(rec, source, kpis)
+                parsed = parse_record(rec, source, kpis)
             except Rejected as rej:
                 rejected.append((row, rej))
+                continue
+            rows.append(row)
+            for c in PARSED:
+                out[c].append(parsed[c])
             continue
-        parsed[row] = {"kpi_id": kpi_ids[i], "org_id": str(orgs[i]) if orgs[i] is not None else "ALL",
-                       "period": periods[i], "value": value[i], "numerator": num[i], "denominator": den[i],
-                       "target": target[i]}
-    return parsed, rejected
+        rows.append(row)
+        out["kpi_id"].append(kpi_ids[i])
+        out["org_id"].append(str(orgs[i]) if orgs[i] is not None else "ALL")
+        out["period"].append(periods[i])
+        out["value"].append(value[i])
+        out["numerator"].append(num[i])
+        out["denominator"].append(den[i])
+        out["target"].append(target[i])
+    return rows, out, rejected
 
 
 def _row_at_a_time(numbered, source, kpis):
-    parsed, rejected = {}, []
+    rows, out, rejected = [], {c: [] for c in PARSED}, []
     for row, rec in numbered:
         try:
-            parsed[row] = parse_record(rec, source, kpis)
+            parsed = parse_record(rec, source, kpis)
         except Rejected as rej:
             rejected.append((row, rej))
-    return parsed, rejected
+            continue
+        rows.append(row)
+        for c in PARSED:
+            out[c].append(parsed[c])
+    return rows, out, rejected

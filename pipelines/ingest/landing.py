@@ -195,7 +195,7 @@ def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.dat
         ]
     outcomes.append(_own("columns_present", True, f"columns {batch.columns}", f"columns {needed}"))
 
-    parsed, rejects = parse_batch(numbered, source, kpis)  # parse_record's results, a column at a time
+    rows, parsed, rejects = parse_batch(numbered, source, kpis)  # parse_record's results, a column at a time
     for n, rej in rejects:
         quarantine.append((n, rej.reason, rej.detail, _json(cells[n])))
     parse_rejects = [n for n, _ in rejects]
@@ -204,7 +204,7 @@ def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.dat
         "numbers, periods and measures parse", len(parse_rejects), None, parse_rejects,
     ))
 
-    frame = pd.DataFrame.from_dict(parsed, orient="index", columns=PARSED_COLUMNS)
+    frame = pd.DataFrame(parsed, index=rows, columns=PARSED_COLUMNS)
     for col in ("value", "numerator", "denominator", "target"):
         frame[col] = frame[col].astype("float64")
     if len(frame):

@@ -92,6 +92,9 @@ def value_type(v: object) -> str | None:
     return "string"
 
 
+_UNSEEN = object()
+
+
 def infer_schema(columns: list[str], records: list[dict]) -> list[tuple[str, str]]:
     """[(column, type)] in file order; type `empty` when a column has no value at all, and
     `string` when no type reaches TYPE_MAJORITY of the non-empty values."""
@@ -100,8 +103,18 @@ def infer_schema(columns: list[str], records: list[dict]) -> list[tuple[str, str
         if not name:
             continue  # an unnamed trailing column (spreadsheet padding)
         counts: dict[str, int] = {}
+        memo: dict[str, str | None] = {}  # texts repeat (ids, periods, counts): type each once
         for rec in records:
-            t = value_type(rec.get(name))
+            v = rec.get(name)
+            kind = type(v)
+            if kind is str:
+                t = memo.get(v, _UNSEEN)
+                if t is _UNSEEN:
+                    t = memo[v] = value_type(v)
+            elif kind is float or kind is int:
+                t = "number"
+            else:
+                t = value_type(v)
             if t:
                 counts[t] = counts.get(t, 0) + 1
         total = sum(counts.values())

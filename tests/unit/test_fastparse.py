@@ -5,6 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipelines.ingest.fastparse import _row_at_a_time, parse_batch
+from pipelines.ingest.parsing import Rejected, parse_record
 
 KPIS = {
     "ratio_kpi": {"frequency": "monthly", "aggregation": "ratio"},
@@ -31,9 +32,18 @@ records = st.fixed_dictionaries({"k": kpi_ids, "p": periods, "o": st.one_of(st.n
 
 
 def _same(numbered, source):
-    fast_parsed, fast_rej = parse_batch(numbered, source, KPIS)
-    slow_parsed, slow_rej = _row_at_a_time(numbered, source, KPIS)
-    assert fast_parsed == slow_parsed
+    fast_rows, fast_parsed, fast_rej = parse_batch(numbered, source, KPIS)
+    slow_rows, slow_parsed, slow_rej = _row_at_a_time(numbered, source, KPIS)
+    assert (fast_rows, fast_parsed) == (slow_rows, slow_parsed)
+    # ... and both are parse_record's, row by row.
+    for n, rec in numbered:
+        try:
+            expected = parse_record(rec, source, KPIS)
+        except Rejected:
+            assert n not in fast_rows
+            continue
+        i = fast_rows.index(n)
+        assert {c: fast_parsed[c][i] for c in expected} == expected
     assert [(n, r.reason, r.detail) for n, r in fast_rej] == [(n, r.reason, r.detail) for n, r in slow_rej]
 
 
@@ -57,8 +67,8 @@ def test_clean_rows_do_not_go_row_at_a_time(monkeypatch):
     recs = [{"k": "ratio_kpi", "p": "2026-10", "o": f"O{i}", "v": None, "n": str(i), "d": "100.0"} for i in range(50)]
     recs += [{"k": "sum_kpi", "p": "2026-10", "o": "A", "v": 2.5, "n": "", "d": ""},
              {"k": "sum_kpi", "p": "2026-10", "o": "B", "v": "-", "n": "", "d": ""}]
-    parsed, rejected = parse_batch(list(enumerate(recs, start=1)), SOURCE, KPIS)
-    assert len(parsed) == 51 and [(n, r.reason) for n, r in rejected] == [(52, "missing_value")]
-    assert parsed[1] == {"kpi_id": "ratio_kpi", "org_id": "O0", "period": dt.date(2026, 10, 1), "value": None,
-                         "numerator": 0.0, "denominator": 100.0, "target": None}
+    rows, parsed, rejected = parse_batch(list(enumerate(recs, start=1)), SOURCE, KPIS)
+    assert len(rows) == 51 and [(n, r.reason) for n, r in rejected] == [(52, "missing_value")]
+    assert {c: v[0] for c, v in parsed.items()} == {"kpi_id": "ratio_kpi", "org_id": "O0", "period": dt.date(2026, 10, 1),
+                                                  "value": None, "numerator": 0.0, "denominator": 100.0, "target": None}
     assert len(calls) == 1  # only the marker row
