@@ -233,6 +233,11 @@ def run(
         busy = any("warehouse busy" in str(e.event_specific_data) for e in result.all_events if e.event_type_value == "STEP_FAILURE")
         raise typer.Exit(EXIT_BUSY if busy else EXIT_RUN_FAILED)
     out.print(f"[green]run {result.run_id} succeeded[/] in {elapsed:.0f}s")
+    reports = s.reports_dir
+    if (reports / "scorecard.html").exists():
+        out.print(f"Scorecard (open in a browser): {reports / 'scorecard.html'}")
+    if (reports / "audit-report.html").exists():
+        out.print(f"Audit report: {reports / 'audit-report.html'}  (GX Data Docs: {reports / 'data_docs' / 'index.html'})")
 
 
 def _fmt(v, unit: str | None = None) -> str:
@@ -403,8 +408,8 @@ from pipelines import cli_bench  # noqa: E402
 
 cli_quality.register(app)
 cli_alerts.register(app)
-cli_ledger.register(app)
 cli_bench.register(app)
+cli_ledger.register(app)
 
 
 def main() -> None:

@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
             return
         import datetime as dt
 
-        from pipelines.reporting.assets import write_atomically
+        from pipelines.reporting.files import ReportWriteError, write_text_atomic
         from pipelines.reporting.scorecard import NoSnapshot, render, scorecard_data, snapshot_as_of
         from pipelines.warehouse import connect
 
@@ -99,9 +99,12 @@ def register(app: typer.Typer) -> None:
                 _fail(f"the warehouse {wh} has no marts yet: run `kpiwatch run` first", EXIT_CONFIG)
             raise
         try:
-            write_atomically(target, html)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(target, html)
+        except ReportWriteError as exc:  # says what, and that nothing partial was left
+            _fail(exc.strerror, EXIT_CONFIG)
         except OSError as exc:
-            _fail(f"cannot write {target}: {exc.strerror or exc}", EXIT_CONFIG)
+            _fail(f"could not write {target}: {exc.strerror or exc}", EXIT_CONFIG)
         print(f"scorecard: {target}" + (f" (as known on {day})" if day else ""))
 
     @app.command()

@@ -317,6 +317,10 @@ def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, o
                        schema, problem)
 
 
+# batch_id of the check result recorded when a source cannot be read at all (no batch exists).
+SOURCE_ERROR_BATCH = "source-error@"
+
+
 def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.date, run_id: str,
                   now: dt.datetime | None = None, environ: dict[str, str] | None = None) -> SourceReport:
     source = catalog.sources[source_id]
@@ -334,6 +338,12 @@ def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.dat
             batches = list(batches)  # a query or page that fails is reported before anything lands
     except SourceError as exc:
         report.error = str(exc)
+        # Recorded as a failed critical check of this run: publication of the department is
+        # blocked with this reason (its previous figures stay, stale), and the audit shows it.
+        con.execute(
+            "insert into quality.check_results values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [run_id, f"{SOURCE_ERROR_BATCH}{run_id}", source_id, source["department"], "kpiwatch", "source_readable",
+             "source can be read", None, "critical", False, report.error[:2000], "a readable source", 0, now])
         return report
     previous = _previous_schema(con, source_id)
     for batch in batches:

@@ -150,8 +150,9 @@ def latest_figures(con) -> list[dict]:
         order by k.department_id, k.kpi_id""")
 
 
-def blocking_source_checks(con) -> dict[str, list[dict]]:
-    """department -> failed critical checks on the latest batch of each of its sources."""
+def blocking_source_checks(con, run_id: str | None = None) -> dict[str, list[dict]]:
+    """department -> failed critical checks on the latest batch of each of its sources, and
+    (with `run_id`) its sources that could not be read at all in that run."""
     rows = _rows(con, """
         with latest_batch as (
             select source_id, batch_id, source_file, loaded_at, run_id
@@ -170,6 +171,14 @@ def blocking_source_checks(con) -> dict[str, list[dict]]:
         join catalog.sources s on s.source_id = r.source_id
         where r.severity = 'critical' and not r.success
         order by s.department_id, r.source_id, r.check_name""")
+    if run_id is not None:
+        rows += _rows(con, """
+            select s.department_id, r.source_id, null as batch_id, null as source_file, r.run_id as landed_run_id,
+                   r.suite, r.check_name, r.observed
+            from quality.check_results r
+            join catalog.sources s on s.source_id = r.source_id
+            where r.run_id = ? and r.check_name = 'source_readable' and not r.success
+            order by s.department_id, r.source_id""", [run_id])
     out: dict[str, list[dict]] = {}
     for r in rows:
         out.setdefault(r["department_id"], []).append(r)
@@ -179,6 +188,9 @@ def blocking_source_checks(con) -> dict[str, list[dict]]:
 def _describe_block(blocking: list[dict]) -> str:
     parts = []
     for b in blocking:
+        if b.get("batch_id") is None:  # the source could not be read: there is no batch
+            parts.append(f"source {b['source_id']} could not be read: {str(b.get('observed') or '')[:160]}")
+            continue
         where = f"batch {b['batch_id']}" + (f" ({b['source_file']})" if b.get("source_file") else "")
         parts.append(f"{b['check_name']} failed on {where}: {str(b.get('observed') or '')[:160]}")
     return "critical check(s) failed — " + "; ".join(parts)
@@ -194,7 +206,7 @@ def publish(con, run_id: str, as_of: dt.date, now: dt.datetime, findings: list[d
     gx_results: list = []
     mart_checks = validate_mart(pd.DataFrame(has_figure), as_of, gx_results) if has_figure else []
     departments = [r[0] for r in con.execute("select department_id from catalog.departments order by 1").fetchall()]
-    source_blocks = blocking_source_checks(con)
+    source_blocks = blocking_source_checks(con, run_id)
     mart_batch = f"{MART_SOURCE_ID}@{run_id}"
 
     decisions: list[Decision] = []

@@ -3,7 +3,6 @@ and the auditor's report beside the warehouse (<warehouse dir>/reports/), and ke
 scorecard's data (publish.scorecard_snapshots) for `kpiwatch report --as-of DATE`."""
 
 import datetime as dt
-import os
 from pathlib import Path
 
 import dagster as dg
@@ -19,34 +18,21 @@ SCORECARD_FILE = "scorecard.html"
 AUDIT_FILE = "audit-report.html"
 
 
-def write_atomically(path: Path, text: str) -> Path:
-    """Write `text` to `path` through a temporary file and a rename: a failed write (disk
-    full) leaves the previous file, never a truncated one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
 @dg.asset(key=SCORECARD_KEY, group_name="reporting", deps=[PUBLISH_KEY, dg.AssetKey("kpi_alerts")],
           kinds={"html", "duckdb"}, owners=[DATA_TEAM_OWNER])
 def scorecard(context: dg.AssetExecutionContext, kpiwatch: KpiwatchResource) -> dg.MaterializeResult:
     """The owner's scorecard (reports/scorecard.html beside the warehouse): a tile per KPI with
     its chart, status and data trust in words, a milestone timeline and a department roll-up.
     Its data is kept in publish.scorecard_snapshots for as-of views."""
+    from pipelines.reporting.files import write_text_atomic
     from pipelines.reporting.scorecard import render, save_snapshot
 
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     with connect(kpiwatch.warehouse) as con:
         data = save_snapshot(con, context.run_id, now)
-    path = write_atomically(kpiwatch.settings().reports_dir / SCORECARD_FILE, render(data, now))
+    reports = kpiwatch.settings().reports_dir
+    reports.mkdir(parents=True, exist_ok=True)
+    path = write_text_atomic(reports / SCORECARD_FILE, render(data, now))
     statuses = {}
     for p in data["published"]:
         statuses[p["status"]] = statuses.get(p["status"], 0) + 1

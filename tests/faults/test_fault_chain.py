@@ -185,6 +185,10 @@ def test_a_failing_department_does_not_stop_the_others_publishing(chain):
     [(run_id,)] = query(wh, "select run_id from ledger.runs order by seq desc limit 1")
     decisions = dict(query(wh, "select department_id, published from publish.decisions where run_id = ?", [run_id]))
     assert decisions["employment"] and decisions["transport"] and decisions["parks"], decisions
+    # The department whose source cannot be read is not "published": blocked, with the reason.
+    [(events_published, events_reason)] = query(
+        wh, "select published, reason from publish.decisions where run_id = ? and department_id = 'events'", [run_id])
+    assert not events_published and "source events_db could not be read" in events_reason, events_reason
     published = dict(query(wh, "select kpi_id, published from publish.kpi_status"))
     assert published["park_visits"] and published["claimant_count"]
     # The first run that reached publication blocked health (its newest file is unreadable).
