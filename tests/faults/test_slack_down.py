@@ -6,7 +6,6 @@ The same through the real `kpiwatch run` is in test_fault_chain.py."""
 from __future__ import annotations
 
 import socket
-import time
 from collections import Counter
 from datetime import date, datetime
 
@@ -37,13 +36,12 @@ def _run(wh, base_url: str, run_id: str):
 def test_slack_down_holds_the_outbox_then_delivers_each_message_once(tmp_path):
     wh = tmp_path / "wh.duckdb"
     build_warehouse(duckdb.connect(str(wh))).close()
-    t0 = time.monotonic()
     down = _run(wh, _dead_url(), "run-down")
-    took = time.monotonic() - t0
     d = down.delivery
+    # one message tried (and left pending), the other four held without trying: no run waits
+    # out every message's retries while Slack is unreachable
     assert (d.sent, d.pending, d.held, d.failed) == (0, 1, 4, 0), d
     assert d.unreachable and "Slack unreachable" in str(d)
-    assert took < 12, f"{took:.1f}s: each message waited out its retries (5 × 3.5 s)"
     con = duckdb.connect(str(wh))
     statuses = dict(con.execute("select status, count(*) from alerting.outbox group by 1").fetchall())
     con.close()
