@@ -41,7 +41,10 @@ with files as (
     where filename like '%.csv' or filename like '%.parquet'
 )
 select source_file, sha, department_id, department_id || '_returns' as source_id,
-       department_id || '_returns:' || left(sha, 16) as batch_id, current_localtimestamp() as loaded_at
+       department_id || '_returns:' || left(sha, 16) as batch_id,
+       -- new files of a run a microsecond apart in name order (the later file is the later revision)
+       current_localtimestamp() + to_microseconds(
+           (row_number() over (partition by department_id order by source_file) - 1)::bigint) as loaded_at
 from files
 where sha not in (select source_sha256 from raw.batches);
 

@@ -346,11 +346,15 @@ def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.dat
              "source can be read", None, "critical", False, report.error[:2000], "a readable source", 0, now])
         return report
     previous = _previous_schema(con, source_id)
-    for batch in batches:
+    for seq, batch in enumerate(batches):
         schema = check_schema(batch, source_id, previous) if not batch.error and batch.records else None
         gx_results: list = []
         frame, quarantine, outcomes = process_batch(batch, source, catalog, as_of, schema, gx_results)
-        landed = _land(con, batch, source, frame, quarantine, outcomes, run_id, now, schema, gx_results)
+        # Batches of one run are stamped in the order they arrive (files by name, pages in order),
+        # a microsecond apart: when two files of one drop restate the same period, the later one
+        # is the latest revision (docs/sources.md), not whichever batch id sorts last.
+        loaded_at = now + dt.timedelta(microseconds=seq)
+        landed = _land(con, batch, source, frame, quarantine, outcomes, run_id, loaded_at, schema, gx_results)
         report.batches.append(landed)
         if schema is not None and landed.schema.verdict in ("baseline", "matches") and "missing_column" not in landed.reasons:
             previous = (landed.batch_id, schema.observed)
