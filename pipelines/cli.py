@@ -323,8 +323,13 @@ def _print_summary(s: Settings, run_id: str) -> None:
                   f" — latest {_fmt(m['latest_actual'])}, forecast {_fmt(m['forecast_value'])}, threshold {_fmt(m['threshold'])}")
     for src in sm["sources"]:
         if src["is_overdue"]:
-            out.print(f"  [yellow]overdue source[/] {src['source_id']} ({src['department_id']}): latest period "
-                      f"{src['latest_period']}, expected {src['expected_period']} ({src['periods_overdue']} missing)")
+            if src["latest_period"] is None:
+                out.print(f"  [yellow]overdue source[/] {src['source_id']} ({src['department_id']}): nothing landed yet"
+                          + (f", {str(src['expected_period'])[:7]} expected" if src["expected_period"] else ""))
+            else:
+                out.print(f"  [yellow]overdue source[/] {src['source_id']} ({src['department_id']}): latest period "
+                          f"{str(src['latest_period'])[:7]}, expected {str(src['expected_period'])[:7]} "
+                          f"({src['periods_overdue']} missing)")
     for a in sm["anomalies"]:
         out.print(f"  [magenta]sudden jump[/] {a['kpi_id']} in {str(a['period'])[:7]}: {_fmt(a['actual'])} "
                   f"(change {_fmt(a['change'])}, robust z {a['robust_z']:.1f})")
