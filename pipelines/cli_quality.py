@@ -33,7 +33,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def report(
         audit: bool = typer.Option(False, "--audit", help="The auditor's data-quality report instead of the owner's scorecard"),
-        out: Optional[Path] = typer.Option(None, "--out", help="HTML file to write [default: scorecard.html or audit-report.html in <warehouse dir>/reports/]"),
+        out: Optional[Path] = typer.Option(None, "--out", help="HTML file to write [default: scorecard.html, scorecard-as-of-DATE.html or audit-report.html in <warehouse dir>/reports/]"),
         warehouse: Optional[Path] = typer.Option(None, "--warehouse", help="DuckDB warehouse file [env KPIWATCH_WAREHOUSE]"),
         as_of: Optional[str] = typer.Option(None, "--as-of", help="Scorecard as known on this date YYYY-MM-DD (from the scorecards kept by earlier runs)"),
         run_id: Optional[str] = typer.Option(None, "--run-id", help="Audit report of this run [default: the latest]"),
@@ -44,10 +44,19 @@ def register(app: typer.Typer) -> None:
         and a roll-up; `--as-of DATE` shows it as it was known on that date. With `--audit`, the
         auditor's report of one run: summary, publication decisions, every check that ran, quarantined
         rows, drift findings, alerts, and the evidence behind each published figure, with GX Data Docs."""
+        import datetime as dt
+
         from pipelines.warehouse import WarehouseBusy
 
+        day = None
+        if as_of:
+            try:
+                day = dt.date.fromisoformat(as_of)
+            except ValueError:
+                _fail(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)", EXIT_CONFIG)
         wh = _warehouse(warehouse)
-        target = Path(out) if out else wh.parent / "reports" / ("audit-report.html" if audit else "scorecard.html")
+        default = "audit-report.html" if audit else (f"scorecard-as-of-{day}.html" if day else "scorecard.html")
+        target = Path(out) if out else wh.parent / "reports" / default
         if target.suffix.lower() not in (".html", ".htm"):
             _fail(f"--out {target} should be an .html file", EXIT_CONFIG)
         if audit and as_of:
@@ -69,18 +78,10 @@ def register(app: typer.Typer) -> None:
             if docs:
                 print(f"GX Data Docs: {docs}")
             return
-        import datetime as dt
-
         from pipelines.reporting.files import ReportWriteError, write_text_atomic
         from pipelines.reporting.scorecard import NoSnapshot, render, scorecard_data, snapshot_as_of
         from pipelines.warehouse import connect
 
-        day = None
-        if as_of:
-            try:
-                day = dt.date.fromisoformat(as_of)
-            except ValueError:
-                _fail(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)", EXIT_CONFIG)
         if not wh.exists():
             _fail(f"warehouse {wh} not found: run `kpiwatch run` first", EXIT_CONFIG)
         try:

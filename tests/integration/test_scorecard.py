@@ -118,6 +118,11 @@ def test_report_renders_now_and_as_known_on_a_date(runs, tmp_path):
     first_run = runs["results"][0].run_id
     assert f"As known on 2026-10-31 : the scorecard kept by run {first_run}" in then_text
     assert "Reporting date 2026-10-20" in then_text and "As known on" not in now_text
+    # without --out an as-of view gets its own file: the current scorecard is not overwritten
+    done = kpiwatch(settings, "report", "--as-of", "2026-10-31")
+    assert done.returncode == 0 and done.stdout.strip() == (
+        f"scorecard: {settings.reports_dir / 'scorecard-as-of-2026-10-31.html'} (as known on 2026-10-31)")
+    assert "As known on" not in (settings.reports_dir / "scorecard.html").read_text()
 
 
 def test_report_errors_are_one_line_and_named(runs, tmp_path):
