@@ -14,6 +14,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 from alerts.model import Alert
 from alerts.rules import Rule, RuleSet
+from alerts.store import rows as _rows
+from alerts.store import table_exists as _table_exists
 
 
 class AlertsError(RuntimeError):
@@ -36,21 +38,6 @@ MAX_LISTED_CHECKS = 5
 
 
 # --------------------------------------------------------------------------- reading
-
-
-def _rows(con, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-    cursor = con.execute(sql, list(params))
-    names = [column[0] for column in cursor.description]
-    return [dict(zip(names, values)) for values in cursor.fetchall()]
-
-
-def _table_exists(con, qualified: str) -> bool:
-    schema, table = qualified.split(".", 1)
-    found = con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, table],
-    ).fetchone()[0]
-    return found > 0
 
 
 def _require_tables(con, tables: Iterable[str]) -> None:

@@ -267,6 +267,14 @@ def deliver(
         )
     outbox = _Outbox(open_warehouse, str(run_id), sink.name, clock)
 
+    def recovered(row, out, found) -> None:
+        """An earlier attempt did reach the channel: record that message, post nothing."""
+        outbox.sent(row, found, possible_duplicate=False)
+        summary.recovered += 1
+        summary.notifications_sent += len(out.notifications)
+        if transport.mirror is not None:
+            transport.mirror.mirror(out)
+
     index = 0
     while index < len(queue):
         row = queue[index]
@@ -302,11 +310,7 @@ def deliver(
                 found, unverified = None, True
             maybe_posted = unverified  # looked and not found: it was not posted
             if found is not None:
-                outbox.sent(row, found, possible_duplicate=False)
-                summary.recovered += 1
-                summary.notifications_sent += len(out.notifications)
-                if transport.mirror is not None:
-                    transport.mirror.mirror(out)
+                recovered(row, out, found)
                 continue
 
         if not outbox.claim(row):
@@ -322,11 +326,7 @@ def deliver(
                 except DeliveryError:
                     found = None
                 if found is not None:
-                    outbox.sent(row, found, possible_duplicate=False)
-                    summary.recovered += 1
-                    summary.notifications_sent += len(out.notifications)
-                    if transport.mirror is not None:
-                        transport.mirror.mirror(out)
+                    recovered(row, out, found)
                     continue
             code = err.code or err.kind
             if err.kind == "auth":

@@ -19,6 +19,7 @@ import dagster as dg
 
 from pipelines.config import DATA_TEAM_OWNER
 from pipelines.resources import KpiwatchResource
+from pipelines.warehouse import rows as _rows
 
 GENESIS = "0" * 64
 LEDGER_FILE = "ledger.jsonl"
@@ -51,12 +52,6 @@ def ledger_path(warehouse: str | Path) -> Path:
 def _exists(con, schema: str, table: str) -> bool:
     return bool(con.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
                             [schema, table]).fetchone()[0])
-
-
-def _rows(con, sql: str, params=None) -> list[dict]:
-    cur = con.execute(sql, params or [])
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r)) for r in cur.fetchall()]
 
 
 def _sha256(path: Path) -> str:

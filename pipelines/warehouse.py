@@ -16,6 +16,19 @@ class WarehouseBusy(RuntimeError):
     pass
 
 
+def rows(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> list[dict]:
+    """The result of a query as dicts keyed by column name (values as bound parameters)."""
+    cur = con.execute(sql, params or [])
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table]).fetchone()[0])
+
+
 @contextlib.contextmanager
 def connect(path: str | Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     path = Path(path)

@@ -7,7 +7,7 @@ import dagster as dg
 
 from pipelines.config import DATA_TEAM_OWNER
 from pipelines.resources import KpiwatchResource
-from pipelines.warehouse import connect
+from pipelines.warehouse import connect, rows
 
 DRIFT_KEY = dg.AssetKey(["quality", "drift_findings"])
 PUBLISH_KEY = dg.AssetKey(["publish", "kpi_status"])
@@ -126,9 +126,7 @@ def build_publish_asset() -> dg.AssetsDefinition:
 
         dbt_checks = dbt_check_results(context)
         with connect(kpiwatch.warehouse) as con:
-            findings = [dict(zip([d[0] for d in cur.description], r)) for cur in
-                        [con.execute("select * from quality.drift_findings where run_id = ?", [context.run_id])]
-                        for r in cur.fetchall()]
+            findings = rows(con, "select * from quality.drift_findings where run_id = ?", [context.run_id])
             report = publish(con, context.run_id, kpiwatch.reporting_date(), _now(), findings, dbt_checks)
         blocked = [d for d in report.decisions if not d.published]
         for d in blocked:

@@ -14,6 +14,8 @@ import math
 import statistics
 from dataclasses import asdict, dataclass, field
 
+from pipelines.warehouse import rows as _rows
+
 # ---- thresholds (docs/quality.md explains each) -------------------------------------------
 # KPI values: robust z of the period-on-period change against the KPI's own history.
 Z_OUTLIER = 6.0            # |z| above this: the period's value is an outlier (warning) ...
@@ -430,12 +432,6 @@ class DriftInputs:
     sources: dict[str, dict]                                # source_id -> {department_id, cadence, lag_days}
     values: dict[str, list[tuple[dt.date, float]]] = field(default_factory=dict)
     org_counts: dict[str, dict[tuple[str, dt.date], int]] = field(default_factory=dict)  # per source
-
-
-def _rows(con, sql, params=None) -> list[dict]:
-    cur = con.execute(sql, params or [])
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
 def load_inputs(con, as_of: dt.date | None = None) -> DriftInputs:

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-
-def _rows(con, sql: str, params=None) -> list[dict]:
-    cur = con.execute(sql, params or [])
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
+from pipelines.warehouse import rows as _rows
 
 
 def contributing_rows(con, pairs: list[tuple[str, dt.date]]) -> dict[tuple[str, dt.date], list[dict]]:

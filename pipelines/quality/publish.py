@@ -29,6 +29,7 @@ import pandas as pd
 
 from pipelines.quality.evidence import figure_evidence
 from pipelines.quality.store import KPI_STATUS_COLUMNS, ensure_publish, exists
+from pipelines.warehouse import rows as _rows
 
 MART = "fct_kpi_progress"
 MART_SUITE = "mart_fct_kpi_progress"
@@ -43,12 +44,6 @@ FIGURE_COLUMNS = [
     "previous_status", "forecast_value", "forecast_status", "data_trust", "data_trust_reason",
     "latest_batch_id", "evidence_json",
 ]
-
-
-def _rows(con, sql: str, params=None) -> list[dict]:
-    cur = con.execute(sql, params or [])
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
 def final_trust(dbt_trust: str | None, dbt_reason: str | None, findings: list[dict]) -> tuple[str, str]:

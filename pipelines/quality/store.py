@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import duckdb
 
+from pipelines.warehouse import table_exists as exists  # the quality stage's name for it
+
 QUALITY_DDL = """
 create schema if not exists quality;
 create table if not exists quality.batch_schemas (
@@ -132,12 +134,6 @@ def ensure_publish(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(PUBLISH_DDL)
     if exists(con, "raw", "quarantine") and exists(con, "raw", "batches"):
         con.execute(QUARANTINE_VIEW)
-
-
-def exists(con, schema: str, table: str) -> bool:
-    return bool(con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-        [schema, table]).fetchone()[0])
 
 
 def columns(con, schema: str, table: str) -> set[str]:

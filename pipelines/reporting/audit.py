@@ -16,18 +16,13 @@ import json
 from pathlib import Path
 
 from pipelines.quality.store import columns, exists
+from pipelines.warehouse import rows as _rows
 
 SAMPLES_PER_REASON = 5
 
 
 class AuditError(RuntimeError):
     pass
-
-
-def _rows(con, sql: str, params=None) -> list[dict]:
-    cur = con.execute(sql, params or [])
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
 def latest_run(con) -> str | None:

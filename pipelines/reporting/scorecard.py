@@ -12,6 +12,8 @@ import html
 import json
 from dataclasses import dataclass
 
+from pipelines.warehouse import rows as _rows
+
 STATUS_WORDS = {"green": "On track", "amber": "Slipping", "red": "Off track", "grey": "No data / not yet due"}
 TRUST_WORDS = {"trusted": "Data trusted", "stale": "Data stale", "failed_checks": "Data failed checks",
                "anomalous": "Data anomalous"}
@@ -58,12 +60,6 @@ def fmt(value, unit: str | None = None) -> str:
     v = float(value)
     text = f"{v:,.1f}" if abs(v) < 100 else f"{v:,.0f}"
     return f"{text}%" if unit == "percent" else text
-
-
-def _rows(con, sql: str, params=None) -> list[dict]:
-    cur = con.execute(sql, params or [])
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
 @dataclass

@@ -1,19 +1,8 @@
 """Read-only views of the warehouse for the command line: the run summary and the status table."""
 from __future__ import annotations
 
-import duckdb
-
-
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> list[dict]:
-    cur = con.execute(sql, params or [])
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
-
-
-def _exists(con, schema: str, table: str) -> bool:
-    return bool(con.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, table]
-    ).fetchone()[0])
+from pipelines.warehouse import rows as _rows
+from pipelines.warehouse import table_exists as _exists
 
 
 STATUS_COLUMNS = """

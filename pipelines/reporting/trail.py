@@ -9,6 +9,7 @@ import re
 
 from pipelines.quality.evidence import batch_checks, contributing_rows
 from pipelines.quality.store import exists
+from pipelines.warehouse import rows as _rows
 
 _MONTH = re.compile(r"^(\d{4})-(\d{1,2})(?:-01)?$")
 _QUARTER = re.compile(r"^(\d{4})-?Q([1-4])$", re.IGNORECASE)
@@ -28,12 +29,6 @@ def parse_period(text: str) -> dt.date:
     if m := _QUARTER.match(text):
         return dt.date(int(m[1]), 3 * (int(m[2]) - 1) + 1, 1)
     raise TrailError(f"period {text!r} is not YYYY-MM, YYYY-MM-01 or YYYY-Qn")
-
-
-def _rows(con, sql: str, params=None) -> list[dict]:
-    cur = con.execute(sql, params or [])
-    cols = [d[0] for d in cur.description]
-    return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
 def _one(con, sql: str, params=None) -> dict | None:
