@@ -13,6 +13,17 @@ from tests.support.catalogs import kpi, write_catalog
 pytestmark = pytest.mark.slow
 
 
+def _one_csv_source(tmp_path) -> Settings:
+    """A catalog with one monthly CSV source (drop folder `in/`) and one KPI, `homes`."""
+    source = {"id": "returns", "department": "dept", "kind": "csv", "path": "in/*.csv", "cadence": "monthly",
+              "lag_days": 14, "columns": {"kpi_id": "kpi", "period": "month", "value": "value"}}
+    catalog = write_catalog(tmp_path / "catalog", [source], [kpi("homes", "returns")], as_of="2026-04-20")
+    data = tmp_path / "data"
+    (data / "in").mkdir(parents=True)
+    return Settings(catalog_dir=catalog, data_dir=data, warehouse=tmp_path / "w.duckdb",
+                    alerts_file=tmp_path / "alerts.jsonl").resolved()
+
+
 def test_revision_latest_wins_and_is_listed(tmp_path):
     from typer.testing import CliRunner
 
@@ -21,14 +32,9 @@ def test_revision_latest_wins_and_is_listed(tmp_path):
     from pipelines.transform.project import prepare_manifest
 
     prepare_manifest()
-    source = {"id": "returns", "department": "dept", "kind": "csv", "path": "in/*.csv", "cadence": "monthly",
-              "lag_days": 14, "columns": {"kpi_id": "kpi", "period": "month", "value": "value"}}
-    catalog = write_catalog(tmp_path / "catalog", [source], [kpi("homes", "returns")], as_of="2026-04-20")
-    data = tmp_path / "data"
-    (data / "in").mkdir(parents=True)
+    settings = _one_csv_source(tmp_path)
+    catalog, data = settings.catalog_dir, settings.data_dir
     (data / "in" / "a_2026-03.csv").write_text("kpi,month,value\nhomes,2026-01,10\nhomes,2026-02,20\nhomes,2026-03,30\n")
-    settings = Settings(catalog_dir=catalog, data_dir=data, warehouse=tmp_path / "w.duckdb",
-                        alerts_file=tmp_path / "alerts.jsonl").resolved()
     saved = dict(os.environ)
     os.environ.update(settings.export())
     try:
@@ -67,11 +73,8 @@ def test_within_one_drop_the_later_file_is_the_latest_revision(tmp_path):
     from pipelines.transform.project import prepare_manifest
 
     prepare_manifest()
-    source = {"id": "returns", "department": "dept", "kind": "csv", "path": "in/*.csv", "cadence": "monthly",
-              "lag_days": 14, "columns": {"kpi_id": "kpi", "period": "month", "value": "value"}}
-    catalog = write_catalog(tmp_path / "catalog", [source], [kpi("homes", "returns")], as_of="2026-04-20")
-    data = tmp_path / "data"
-    (data / "in").mkdir(parents=True)
+    settings = _one_csv_source(tmp_path)
+    data = settings.data_dir
     files = {"a_first.csv": "kpi,month,value\nhomes,2026-01,10\nhomes,2026-02,20\nhomes,2026-03,30\n",
              "b_second.csv": "kpi,month,value\nhomes,2026-02,24.5\n"}
     # the last file's content is chosen so that its batch id sorts first: ordering by batch id
@@ -86,8 +89,6 @@ def test_within_one_drop_the_later_file_is_the_latest_revision(tmp_path):
     files["c_third.csv"] = last
     for name, text in files.items():
         (data / "in" / name).write_text(text)
-    settings = Settings(catalog_dir=catalog, data_dir=data, warehouse=tmp_path / "w.duckdb",
-                        alerts_file=tmp_path / "alerts.jsonl").resolved()
     saved = dict(os.environ)
     os.environ.update(settings.export())
     try:
