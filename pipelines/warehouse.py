@@ -1,36 +1,212 @@
-"""DuckDB warehouse access: short-lived connections and the landing/quality DDL.
+"""Warehouse access: short-lived connections and the landing/quality DDL.
 
-DuckDB lets one process at a time open a database file. Connections are held only for a block
-of statements, and a lock held by another process becomes a clear WarehouseBusy error.
+Two targets share one code path (`KPIWATCH_TARGET`, or `kpiwatch run --target`):
+
+- ``duckdb`` (the default): one file. DuckDB lets one process at a time open it; connections
+  are held only for a block of statements, and a lock held by another process becomes a clear
+  WarehouseBusy error.
+- ``postgres``: a shared PostgreSQL database, reached with the same ``KPIWATCH_PG_*``
+  variables as dbt's profile (docs/warehouse.md). kpiwatch's SQL is written once in the
+  dialect both understand; the adapter below turns the ``?`` placeholders into psycopg's and
+  loads ``numeric`` results as floats, as DuckDB returns them.
+
+Local files (reports, alert log, ledger mirror) stay beside ``KPIWATCH_WAREHOUSE`` on both.
 """
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, Sequence
 
 import duckdb
+
+TARGETS = ("duckdb", "postgres")
+
+PG_ENV = {
+    "host": ("KPIWATCH_PG_HOST", "localhost"),
+    "port": ("KPIWATCH_PG_PORT", "5432"),
+    "user": ("KPIWATCH_PG_USER", "kpiwatch"),
+    "password": ("KPIWATCH_PG_PASSWORD", ""),
+    "dbname": ("KPIWATCH_PG_DBNAME", "kpiwatch"),
+}
 
 
 class WarehouseBusy(RuntimeError):
     pass
 
 
-def rows(con: duckdb.DuckDBPyConnection, sql: str, params=None) -> list[dict]:
+class WarehouseConfigError(ValueError):
+    """A warehouse setting that cannot work (unknown target, unreachable database)."""
+
+
+def current_target(environ=None) -> str:
+    environ = os.environ if environ is None else environ
+    target = (environ.get("KPIWATCH_TARGET") or "duckdb").strip().lower()
+    if target not in TARGETS:
+        raise WarehouseConfigError(
+            f"KPIWATCH_TARGET: unknown warehouse target {target!r} (expected one of: {', '.join(TARGETS)})")
+    return target
+
+
+def pg_params(environ=None) -> dict[str, str]:
+    environ = os.environ if environ is None else environ
+    return {key: environ.get(var) or default for key, (var, default) in PG_ENV.items()}
+
+
+def pg_describe(environ=None) -> str:
+    """Where the Postgres warehouse is, for messages (never the password)."""
+    p = pg_params(environ)
+    return f"postgresql://{p['user']}@{p['host']}:{p['port']}/{p['dbname']}"
+
+
+def pg_sqlalchemy_url(environ=None):
+    """The warehouse as a SQLAlchemy URL (GX validates the marts through it)."""
+    import sqlalchemy as sa
+
+    p = pg_params(environ)
+    return sa.engine.URL.create("postgresql+psycopg", username=p["user"], password=p["password"] or None,
+                                host=p["host"], port=int(p["port"]), database=p["dbname"])
+
+
+def dialect(con) -> str:
+    return "postgres" if isinstance(con, PgConnection) else "duckdb"
+
+
+def _pg_placeholders(sql: str) -> str:
+    """`?` placeholders to psycopg's `%s` (and a literal `%` to `%%`), outside quoted text."""
+    out, i, n = [], 0, len(sql)
+    while i < n:
+        ch = sql[i]
+        if ch in ("'", '"'):
+            j = sql.find(ch, i + 1)
+            while j != -1 and j + 1 < n and sql[j + 1] == ch:  # doubled quote inside a literal
+                j = sql.find(ch, j + 2)
+            j = n - 1 if j == -1 else j
+            out.append(sql[i:j + 1].replace("%", "%%"))
+            i = j + 1
+            continue
+        if ch == "-" and sql.startswith("--", i):
+            j = sql.find("\n", i)
+            j = n if j == -1 else j
+            out.append(sql[i:j].replace("%", "%%"))
+            i = j
+            continue
+        out.append("%s" if ch == "?" else "%%" if ch == "%" else ch)
+        i += 1
+    return "".join(out)
+
+
+class PgConnection:
+    """A psycopg connection that answers the calls kpiwatch makes of a DuckDB connection:
+    ``execute(sql, params)`` (returning itself), ``fetchone``/``fetchall``/``description``,
+    ``executemany`` and ``close``. Autocommit, so ``begin``/``commit`` statements work as on
+    DuckDB."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self._cur = None
+
+    def execute(self, sql: str, params: Sequence[Any] | None = None) -> "PgConnection":
+        cur = self.raw.cursor()
+        if params:
+            cur.execute(_pg_placeholders(sql), list(params))
+        else:
+            cur.execute(sql.encode())  # no parameters: may hold several statements
+        self._cur = cur
+        return self
+
+    def executemany(self, sql: str, seq) -> "PgConnection":
+        seq = [list(p) for p in seq]
+        cur = self.raw.cursor()
+        if seq:
+            cur.executemany(_pg_placeholders(sql), seq)
+        self._cur = cur
+        return self
+
+    def fetchone(self):
+        return self._cur.fetchone()
+
+    def fetchall(self):
+        return self._cur.fetchall()
+
+    @property
+    def description(self):
+        return self._cur.description
+
+    def copy_rows(self, table: str, columns: Sequence[str], records) -> int:
+        """Bulk insert through COPY (identifiers are kpiwatch's own, never from config)."""
+        n = 0
+        cur = self.raw.cursor()
+        with cur.copy(f"copy {table} ({', '.join(columns)}) from stdin") as cp:
+            for rec in records:
+                cp.write_row(rec)
+                n += 1
+        return n
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def _pg_connect(read_only: bool) -> PgConnection:
+    import psycopg
+    from psycopg.types.numeric import FloatLoader
+
+    p = pg_params()
+    try:
+        raw = psycopg.connect(host=p["host"], port=int(p["port"]), user=p["user"], password=p["password"] or None,
+                              dbname=p["dbname"], autocommit=True, connect_timeout=10,
+                              application_name="kpiwatch")
+    except psycopg.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WarehouseConfigError(f"cannot reach the Postgres warehouse {pg_describe()}: {first}") from None
+    raw.adapters.register_loader("numeric", FloatLoader)
+    if read_only:
+        raw.execute("set default_transaction_read_only = on")
+    return PgConnection(raw)
+
+
+def rows(con, sql: str, params=None) -> list[dict]:
     """The result of a query as dicts keyed by column name (values as bound parameters)."""
     cur = con.execute(sql, params or [])
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
-def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+def table_exists(con, schema: str, table: str) -> bool:
     return bool(con.execute(
         "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
         [schema, table]).fetchone()[0])
 
 
+def insert_frame(con, table: str, columns: Sequence[str], frame, select: str | None = None) -> None:
+    """Insert a pandas frame's `columns` into `table`. DuckDB reads the frame in place (with
+    `select`, the SELECT list over it); Postgres takes it through COPY, missing values as NULL."""
+    if dialect(con) == "duckdb":
+        con.register("_frame", frame)
+        try:
+            con.execute(f"insert into {table} ({', '.join(columns)}) select {select or ', '.join(columns)} from _frame")
+        finally:
+            con.unregister("_frame")
+        return
+    import pandas as pd
+
+    part = frame[list(columns)].astype(object)
+    part = part.where(pd.notna(part), None)
+    con.copy_rows(table, columns, part.itertuples(index=False, name=None))
+
+
 @contextlib.contextmanager
-def connect(path: str | Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(path: str | Path, read_only: bool = False) -> Iterator[Any]:
+    """A connection to the warehouse: the DuckDB file `path`, or the Postgres database when the
+    target is postgres (then `path` only places the local files beside it)."""
+    if current_target() == "postgres":
+        con = _pg_connect(read_only)
+        try:
+            yield con
+        finally:
+            con.close()
+        return
     path = Path(path)
     if read_only and not path.exists():
         raise FileNotFoundError(f"warehouse {path} does not exist yet: run `kpiwatch run` first")
@@ -72,9 +248,9 @@ create table if not exists raw.observations (
     kpi_id varchar not null,
     org_id varchar not null,
     period date not null,
-    value double,
-    numerator double,
-    denominator double,
+    value double precision,
+    numerator double precision,
+    denominator double precision,
     source_file varchar,
     source_sha256 varchar not null,
     source_query varchar,
@@ -113,10 +289,10 @@ create table if not exists quality.check_results (
 # Columns added after the first release: existing warehouses gain them on the next run.
 LANDING_MIGRATIONS = """
 alter table raw.batches add column if not exists watermark varchar;
-alter table raw.observations add column if not exists target double;
+alter table raw.observations add column if not exists target double precision;
 """
 
 
-def ensure_landing(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_landing(con) -> None:
     con.execute(LANDING_DDL)
     con.execute(LANDING_MIGRATIONS)
