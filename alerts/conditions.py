@@ -435,16 +435,20 @@ def _fetch_check_failed(con) -> list[dict[str, Any]]:
         """
         with latest_batch as (
             select source_id, batch_id, source_file, loaded_at
-            from raw.batches
-            qualify row_number() over (
-                partition by source_id order by loaded_at desc, batch_id desc) = 1
+            from (select source_id, batch_id, source_file, loaded_at,
+                         row_number() over (partition by source_id
+                                            order by loaded_at desc nulls last, batch_id desc nulls last) as pick
+                  from raw.batches) b
+            where pick = 1
         ),
         results as (
-            select *
-            from quality.check_results
-            qualify row_number() over (
-                partition by batch_id, suite, check_name, coalesce(column_name, '')
-                order by checked_at desc) = 1
+            select source_id, department_id, batch_id, suite, check_name, expectation_type, column_name,
+                   severity, success, observed, expected, unexpected_count
+            from (select c.*,
+                         row_number() over (partition by batch_id, suite, check_name, coalesce(column_name, '')
+                                            order by checked_at desc nulls last) as pick
+                  from quality.check_results c) c
+            where pick = 1
         )
         select r.source_id, r.department_id, r.batch_id, b.source_file, r.suite, r.check_name,
                r.expectation_type, r.column_name, r.severity,
@@ -585,7 +589,7 @@ def _fetch_drift(con) -> list[dict[str, Any]]:
     return _rows(
         con,
         """
-        with latest as (select run_id from quality.drift_runs order by detected_at desc limit 1)
+        with latest as (select run_id from quality.drift_runs order by detected_at desc nulls last limit 1)
         select f.finding_key, f.kind as finding_kind, f.severity as finding_severity, f.department_id,
                f.source_id, f.kpi_id, f.period, f.observed, f.expected, f.lower_bound, f.upper_bound,
                f.score, f.threshold, f.method, f.detail

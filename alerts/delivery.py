@@ -167,22 +167,23 @@ class _Outbox:
 
     def _tx(self, work: Callable[[Any], Any]) -> Any:
         with self.open() as con:
-            con.begin()
+            con.execute("begin")
             try:
                 result = work(con)
-                con.commit()
+                con.execute("commit")
                 return result
             except Exception:
-                con.rollback()
+                con.execute("rollback")
                 raise
 
     def claim(self, row: dict[str, Any]) -> bool:
         def work(con):
-            return con.execute(
+            # `returning` (not a row count): DuckDB and Postgres both answer it with the rows changed.
+            return len(con.execute(
                 "update alerting.outbox set status = 'sending', attempts = attempts + 1, claimed_by = ?, "
-                "attempted_at = ? where outbox_id = ? and status = ? and attempts = ?",
+                "attempted_at = ? where outbox_id = ? and status = ? and attempts = ? returning outbox_id",
                 [_me(), self.clock(), row["outbox_id"], row["status"], row["attempts"]],
-            ).fetchone()[0]
+            ).fetchall())
 
         return self._tx(work) == 1
 

@@ -65,7 +65,7 @@ def _activity(con, channel: str, since: datetime) -> dict[str, int]:
         return {}
     found = con.execute(
         "select event, count(distinct fingerprint) from alerting.alert_log "
-        "where channel = ? and outcome = 'sent' and logged_at >= ? and event <> 'digest' group by 1",
+        "where channel = ? and outcome = 'sent' and logged_at >= ? and event <> 'digest' group by event",
         [channel, since],
     ).fetchall()
     return {event: count for event, count in found}
@@ -150,20 +150,21 @@ def queue_digests(con, digests: list[Digest], *, run_id: str, now: datetime | No
     links = links or LinkConfig()
     ensure_schema(con)
     queued = []
-    con.begin()
+    con.execute("begin")
     try:
         for item in digests:
             message = Message(item.channel, digest=item)
             payload = format_message(message, links)
             inserted = con.execute(
                 "insert into alerting.outbox (outbox_id, message_type, run_id, created_at, channel, status, attempts, "
-                "payload, notifications) values (?, 'digest', ?, ?, ?, 'pending', 0, ?, '[]') on conflict do nothing",
+                "payload, notifications) values (?, 'digest', ?, ?, ?, 'pending', 0, ?, '[]') on conflict do nothing "
+                "returning outbox_id",
                 [message.key, str(run_id), now, item.channel, json.dumps(payload, sort_keys=True, default=str)],
-            ).fetchone()[0]
+            ).fetchall()
             if inserted:
                 queued.append(message)
-        con.commit()
+        con.execute("commit")
     except Exception:
-        con.rollback()
+        con.execute("rollback")
         raise
     return queued

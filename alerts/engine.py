@@ -309,7 +309,7 @@ def dispatch(
     summary.notifications = len(notes)
     summary.messages = messages
 
-    con.begin()
+    con.execute("begin")
     try:
         for message in messages:
             payload = format_message(message, links)
@@ -331,9 +331,9 @@ def dispatch(
                 "payload, logged_at, labels_hash, outbox_id, silence_id) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 silenced_logs,
             )
-        con.commit()
+        con.execute("commit")
     except Exception:
-        con.rollback()
+        con.execute("rollback")
         raise
     return summary
 

@@ -202,7 +202,7 @@ def add_silence(
         listed = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "")
         raise AlertingError(f"unknown {target_type} {target!r} (known: {listed or 'none'})")
     ensure_schema(con)
-    con.begin()
+    con.execute("begin")
     try:
         next_id = con.execute("select coalesce(max(silence_id), 0) + 1 from alerting.silences").fetchone()[0]
         con.execute(
@@ -210,9 +210,9 @@ def add_silence(
             "starts_at, ends_at, expired_at) values (?, ?, ?, ?, ?, ?, ?, ?, null)",
             [next_id, target_type, target.strip(), reason.strip(), created_by, now, now, ends_at],
         )
-        con.commit()
+        con.execute("commit")
     except Exception:
-        con.rollback()
+        con.execute("rollback")
         raise
     return get_silence(con, next_id)
 

@@ -22,7 +22,8 @@ out = Console(highlight=False, width=None if sys.stdout.isatty() else 160, soft_
 err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
 
 WarehouseOpt = typer.Option(None, "--warehouse",
-                            help="DuckDB warehouse file [env KPIWATCH_WAREHOUSE; default: warehouse/kpiwatch.duckdb]")
+                            help="DuckDB warehouse file; with KPIWATCH_TARGET=postgres, where local files go "
+                                 "[env KPIWATCH_WAREHOUSE; default: warehouse/kpiwatch.duckdb]")
 FormatOpt = typer.Option("table", "--format", help="table or json")
 
 silence_app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -48,6 +49,19 @@ def _fail(message: str, code: int = EXIT_CONFIG) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _require_warehouse(settings, must_exist: bool = True) -> None:
+    """A DuckDB warehouse must exist before these commands read it; a Postgres warehouse is a
+    database (the file path only places local files), reached or not when connecting."""
+    from pipelines.warehouse import WarehouseConfigError, current_target
+
+    try:
+        target = current_target()
+    except WarehouseConfigError as exc:
+        raise _fail(str(exc))
+    if must_exist and target == "duckdb" and not Path(settings.warehouse).exists():
+        raise _fail(f"warehouse {settings.warehouse} does not exist yet: run `kpiwatch run` first")
+
+
 class _Warehouse:
     """`with _Warehouse(settings) as con:` — a short-lived connection; errors become exit codes."""
 
@@ -57,15 +71,16 @@ class _Warehouse:
         self._cm = None
 
     def __enter__(self):
-        from pipelines.warehouse import WarehouseBusy, connect
+        from pipelines.warehouse import WarehouseBusy, WarehouseConfigError, connect
 
-        if self.must_exist and not Path(self.settings.warehouse).exists():
-            raise _fail(f"warehouse {self.settings.warehouse} does not exist yet: run `kpiwatch run` first")
+        _require_warehouse(self.settings, self.must_exist)
         self._cm = connect(self.settings.warehouse)
         try:
             return self._cm.__enter__()
         except WarehouseBusy as exc:
             raise _fail(str(exc), EXIT_BUSY)
+        except WarehouseConfigError as exc:
+            raise _fail(str(exc))
 
     def __exit__(self, *exc_info):
         return self._cm.__exit__(*exc_info)
@@ -261,16 +276,15 @@ def digest(
         day = dt.date.fromisoformat(as_of) if as_of else None
     except ValueError:
         raise _fail(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)")
-    if not Path(settings.warehouse).exists():
-        raise _fail(f"warehouse {settings.warehouse} does not exist yet: run `kpiwatch run` first")
-    from pipelines.warehouse import WarehouseBusy
+    _require_warehouse(settings)
+    from pipelines.warehouse import WarehouseBusy, WarehouseConfigError
 
     run_id = f"digest-{_now():%Y%m%dT%H%M%S}"
     try:
         digests, queued, delivery = send_digests(settings, run_id=run_id, as_of=day, dry_run=dry_run)
     except WarehouseBusy as exc:
         raise _fail(str(exc), EXIT_BUSY)
-    except (AlertsError, RulesError) as exc:
+    except (AlertsError, RulesError, WarehouseConfigError) as exc:
         raise _fail(str(exc))
     owners = sum(d.audience == "owner" for d in digests)
     out.print(f"{len(digests)} digest(s): {owners} owner(s), {len(digests) - owners} department(s)")

@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
         and exits 1 if any record was changed or deleted."""
         from pipelines.config import Settings
         from pipelines.ledger import verify
-        from pipelines.warehouse import WarehouseBusy, connect
+        from pipelines.warehouse import WarehouseBusy, WarehouseConfigError, connect
 
         if fmt not in ("text", "json"):
             raise _err(f"--format must be 'text' or 'json', not {fmt!r}", EXIT_CONFIG)
@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
                 verdict = verify(con, wh)
         except WarehouseBusy as exc:
             raise _err(str(exc), EXIT_BUSY)
-        except FileNotFoundError as exc:
+        except (FileNotFoundError, WarehouseConfigError) as exc:
             raise _err(str(exc), EXIT_CONFIG)
         if fmt == "json":
             sys.stdout.write(json.dumps({"ok": verdict.ok, "records": verdict.records, "head": verdict.head,

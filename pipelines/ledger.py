@@ -10,8 +10,10 @@ database no longer matches the file. `kpiwatch verify-ledger` checks both (docs/
 """
 
 import datetime as dt
+import decimal
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,8 +39,31 @@ create table if not exists ledger.runs (
 FIELDS = ("seq", "run_id", "recorded_at", "record", "prev_hash", "hash")
 
 
+def _plain(value):
+    """A value as it is hashed, the same whichever warehouse engine read it: DuckDB gives
+    HUGEINT sums and DECIMAL as int / Decimal where Postgres gives bigint / float, so whole
+    numbers become ints and other decimals floats; dates and times are ISO text."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, (float, decimal.Decimal)):
+        if isinstance(value, decimal.Decimal) and not value.is_finite():
+            return str(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            return str(value)
+        return int(value) if value == int(value) else float(value)
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
 def canonical(record: dict) -> str:
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    return json.dumps(_plain(record), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def record_hash(prev_hash: str, record_json: str) -> str:
@@ -71,8 +96,9 @@ def build_record(con, run_id: str, catalog_dir: str | Path | None = None) -> dic
             select batch_id, run_id, source_id, source_file, source_sha256, source_query, rows_in, rows_accepted,
                    rows_quarantined
             from raw.batches order by loaded_at, batch_id""") if b["batch_id"] not in recorded]
-        totals = con.execute("""select count(*), coalesce(sum(rows_in), 0), coalesce(sum(rows_accepted), 0),
-                                       coalesce(sum(rows_quarantined), 0) from raw.batches""").fetchone()
+        totals = con.execute("""select count(*), cast(coalesce(sum(rows_in), 0) as bigint),
+                                       cast(coalesce(sum(rows_accepted), 0) as bigint),
+                                       cast(coalesce(sum(rows_quarantined), 0) as bigint) from raw.batches""").fetchone()
         rec["outputs"]["landing"] = dict(zip(("batches", "rows_in", "rows_landed", "rows_quarantined"), totals))
         rec["outputs"]["landing"]["observations"] = con.execute("select count(*) from raw.observations").fetchone()[0]
         rec["outputs"]["landing"]["quarantine"] = con.execute("select count(*) from raw.quarantine").fetchone()[0]
@@ -88,7 +114,8 @@ def build_record(con, run_id: str, catalog_dir: str | Path | None = None) -> dic
         rows = _rows(con, """
             select suite = 'dbt' as dbt, severity, success, count(*) as n,
                    string_agg(distinct check_name, ', ' order by check_name) filter (where not success) as failed
-            from quality.check_results where run_id = ? group by all order by all""", [run_id])
+            from quality.check_results where run_id = ? group by suite = 'dbt', severity, success
+            order by 1, 2, 3""", [run_id])
         rec["checks"] = {
             "passed": sum(r["n"] for r in rows if r["success"]),
             "failed": sum(r["n"] for r in rows if not r["success"]),
@@ -98,7 +125,7 @@ def build_record(con, run_id: str, catalog_dir: str | Path | None = None) -> dic
     if _exists(con, "alerting", "alert_log"):
         rec["alerts"]["log"] = [list(r.values()) for r in _rows(con, """
             select fingerprint, event, channel, sink, outcome from alerting.alert_log where run_id = ?
-            order by all""", [run_id])]
+            order by 1, 2, 3, 4, 5""", [run_id])]
     if _exists(con, "alerting", "outbox"):
         rec["alerts"]["outbox"] = [list(r.values()) for r in _rows(con, """
             select outbox_id, channel, status from alerting.outbox where run_id = ? order by outbox_id""", [run_id])]
@@ -130,7 +157,7 @@ def append_record(con, warehouse: str | Path, run_id: str, record: dict, now: dt
             row = existing[0]
             con.execute("rollback")
         else:
-            last = con.execute("select seq, hash from ledger.runs order by seq desc limit 1").fetchone()
+            last = con.execute("select seq, hash from ledger.runs order by seq desc nulls last limit 1").fetchone()
             seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
             body = canonical(record)
             row = {"seq": seq, "run_id": run_id, "recorded_at": now, "record": body, "prev_hash": prev,

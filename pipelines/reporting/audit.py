@@ -30,7 +30,8 @@ def latest_run(con) -> str | None:
         schema, name = table.split(".")
         if exists(con, schema, name):
             # Fixed table and column names from this function's own list.
-            row = con.execute(f"select run_id from {table} where run_id is not null order by {ts} desc limit 1").fetchone()
+            row = con.execute(f"select run_id from {table} where run_id is not null order by {ts} desc nulls last "
+                              "limit 1").fetchone()
             if row:
                 return row[0]
     return None
@@ -58,21 +59,25 @@ def audit_data(con, run_id: str | None = None) -> dict:
         select source_id, department_id, batch_id, suite, check_name, expectation_type, column_name, severity,
                success, observed, expected, unexpected_count, checked_at
         from quality.check_results where run_id = ? and suite <> 'dbt'
-        order by success, case severity when 'critical' then 0 else 1 end, source_id, batch_id, suite, check_name""",
+        order by success, case severity when 'critical' then 0 else 1 end, source_id, batch_id, suite, check_name,
+                 column_name, department_id, checked_at""",
         [run_id])
     d["dbt_tests"] = _rows(con, """
         select source_id, check_name, severity, success, observed from quality.check_results
-        where run_id = ? and suite = 'dbt' order by success, source_id, check_name""", [run_id])
+        where run_id = ? and suite = 'dbt' order by success, source_id, check_name, severity, observed""", [run_id])
     d["quarantine_counts"] = _rows(con, """
         select q.source_id, q.reason, count(*) as rows, count(distinct q.batch_id) as batches
         from raw.quarantine q join raw.batches b using (batch_id)
-        where b.run_id = ? group by all order by q.source_id, rows desc, q.reason""", [run_id])
+        where b.run_id = ? group by q.source_id, q.reason order by q.source_id, rows desc, q.reason""", [run_id])
     d["quarantine_samples"] = _rows(con, """
-        select q.source_id, q.batch_id, b.source_file, q.row_number, q.reason, q.detail, q.record
-        from raw.quarantine q join raw.batches b using (batch_id)
-        where b.run_id = ?
-        qualify row_number() over (partition by q.source_id, q.reason order by q.batch_id, q.row_number) <= ?
-        order by q.source_id, q.reason, q.row_number""", [run_id, SAMPLES_PER_REASON])
+        select source_id, batch_id, source_file, row_number, reason, detail, record
+        from (select q.source_id, q.batch_id, b.source_file, q.row_number, q.reason, q.detail, q.record,
+                     row_number() over (partition by q.source_id, q.reason
+                                        order by q.batch_id, q.row_number nulls last) as sample_no
+              from raw.quarantine q join raw.batches b using (batch_id)
+              where b.run_id = ?) s
+        where sample_no <= ?
+        order by source_id, reason, row_number, batch_id""", [run_id, SAMPLES_PER_REASON])
     d["drift"] = _rows(con, """
         select kind, severity, department_id, source_id, kpi_id, period, observed, expected, lower_bound,
                upper_bound, score, threshold, method, detail, is_latest
@@ -97,12 +102,16 @@ def _figures(con, run_id: str, decisions: list[dict]) -> list[dict]:
     blocked = {d["department_id"]: d for d in decisions if not d["published"]}
     if blocked:
         kept = _rows(con, """
-            select f.*, false as published_in_run from publish.kpi_figures f
-            where f.published_at < (select min(decided_at) from publish.decisions where run_id = ?)
-              and list_contains(?, f.department_id)
-            qualify row_number() over (partition by f.kpi_id order by f.published_at desc) = 1
-            order by f.department_id, f.kpi_id""", [run_id, sorted(blocked)])
+            select * from (
+                select f.*, false as published_in_run,
+                       row_number() over (partition by f.kpi_id order by f.published_at desc nulls last) as _kept_rank
+                from publish.kpi_figures f
+                where f.published_at < (select min(decided_at) from publish.decisions where run_id = ?)
+                  and f.department_id = any(?)) k
+            where _kept_rank = 1
+            order by department_id, kpi_id""", [run_id, sorted(blocked)])
         for r in kept:
+            r.pop("_kept_rank", None)
             r["data_trust"] = "stale"
             r["data_trust_reason"] = f"publication blocked in this run: {blocked[r['department_id']]['reason']}"
         rows += kept
@@ -130,9 +139,9 @@ def _alerts(con, run_id: str) -> dict:
     out["log"] = _rows(con, f"""
         select {select}{', s.severity, s.summary, s.subject' if state else ''}
         from alerting.alert_log l {'left join alerting.alert_state s using (fingerprint)' if state else ''}
-        where l.run_id = ? order by l.logged_at, l.rule""", [run_id])
+        where l.run_id = ? order by l.logged_at, l.rule, l.fingerprint, l.channel, l.event, l.outcome""", [run_id])
     if exists(con, "alerting", "silences"):
-        out["silences"] = _rows(con, "select * from alerting.silences")
+        out["silences"] = _rows(con, "select * from alerting.silences order by silence_id")
     reasons = {x.get("silence_id"): x for x in out["silences"]}
     for row in out["log"]:
         sil = reasons.get(row.get("silence_id")) if row.get("silence_id") else None

@@ -10,8 +10,8 @@ def restatements(con, run_id: str | None = None) -> list[dict]:
                r.revising_batch_id, r.revising_source_file, r.revised_at
         from marts.fct_kpi_restatements r
         join raw.batches b on b.batch_id = r.revising_batch_id
-        where ? is null or b.run_id = ?
-        order by r.revised_at desc, r.kpi_id, r.period, r.org_id
+        where cast(? as varchar) is null or b.run_id = ?
+        order by r.revised_at desc nulls last, r.kpi_id, r.period, r.org_id
     """
     cur = con.execute(sql, [run_id, run_id])
     cols = [d[0] for d in cur.description]

@@ -239,7 +239,8 @@ def scorecard_data(con) -> dict:
     }
     if exists(con, "publish", "kpi_status"):
         data["published"] = _rows(con, "select kpi_id, period, actual, status, data_trust, data_trust_reason, "
-                                       "published, published_at, publication_run_id from publish.kpi_status")
+                                       "published, published_at, publication_run_id from publish.kpi_status "
+                                       "order by kpi_id")
     return data
 
 

@@ -57,24 +57,25 @@ def run_summary(con, run_id: str) -> dict:
         from raw.batches where run_id = ? order by source_id, source_file""", [run_id])
     out["quarantine"] = _rows(con, """
         select q.source_id, coalesce(b.source_file, 'query') as source_file, q.reason, count(*) as rows,
-               any_value(q.detail) filter (where q.row_number is null) as problem
+               min(q.detail) filter (where q.row_number is null) as problem
         from raw.quarantine q join raw.batches b using (batch_id)
-        where b.run_id = ? group by all order by 1, 2, 3""", [run_id])
+        where b.run_id = ? group by q.source_id, coalesce(b.source_file, 'query'), q.reason
+        order by 1, 2, 3""", [run_id])
     # Checks on this run's new batches (kpiwatch's own and the sources' GX suites); the mart
     # contract and dbt tests are counted apart (they run on every run, batches or not).
     out["checks"] = _rows(con, """
         select check_name, severity, success, count(*) as batches
         from quality.check_results
         where run_id = ? and suite <> 'dbt' and not starts_with(suite, 'mart_')
-        group by all order by success, check_name""", [run_id])
+        group by check_name, severity, success order by success, check_name, severity""", [run_id])
     out["other_checks"] = _rows(con, """
         select case when suite = 'dbt' then 'dbt tests' else 'mart contract' end as kind,
                count(distinct check_name) filter (where success) as passed,
                count(distinct check_name) filter (where not success) as failed,
-               string_agg(distinct check_name, ', ') filter (where not success) as failed_names
+               string_agg(distinct check_name, ', ' order by check_name) filter (where not success) as failed_names
         from quality.check_results
         where run_id = ? and (suite = 'dbt' or starts_with(suite, 'mart_'))
-        group by all order by 1""", [run_id])
+        group by case when suite = 'dbt' then 'dbt tests' else 'mart contract' end order by 1""", [run_id])
     out["anomalies"] = _rows(con, """
         select a.kpi_id, a.department_id, a.period, a.actual, a.change, a.robust_z
         from marts.fct_kpi_anomalies a where a.is_latest and a.is_anomaly order by a.kpi_id""")
@@ -84,11 +85,11 @@ def run_summary(con, run_id: str) -> dict:
                string_agg(distinct l.sink, ', ' order by l.sink) as sinks,
                max(l.detail) filter (where l.outcome <> 'sent') as detail
         from alerting.alert_log l left join alerting.alert_state s using (fingerprint)
-        where l.run_id = ? group by all
-        order by severity_rank, rule, summary""",
+        where l.run_id = ? group by l.fingerprint, l.rule, l.event, l.channel, l.outcome, s.severity, s.summary
+        order by severity_rank, rule, summary, fingerprint, channel, event, outcome""",
         [run_id]) if _exists(con, "alerting", "alert_log") else []
     out["firing"] = _rows(con, """
         select rule, subject, severity, summary from alerting.alert_state
-        where state = 'firing' order by severity, rule, subject""") \
+        where state = 'firing' order by severity, rule, subject, fingerprint""") \
         if _exists(con, "alerting", "alert_state") else []
     return out

@@ -45,7 +45,7 @@ def kpi_trail(con, kpi_id: str, period: dt.date) -> dict:
     figure = _one(con, "select * from marts.fct_kpi_progress where kpi_id = ? and period = ?", [kpi_id, period])
     if figure is None:
         periods = [r[0] for r in con.execute(
-            "select period from marts.fct_kpi_progress where kpi_id = ? order by period desc limit 6", [kpi_id]).fetchall()]
+            "select period from marts.fct_kpi_progress where kpi_id = ? order by period desc nulls last limit 6", [kpi_id]).fetchall()]
         raise TrailError(f"{kpi_id} has no figure for {period:%Y-%m}"
                          + (f" (latest periods: {', '.join(f'{p:%Y-%m}' for p in periods)})" if periods else
                             " (no data landed for it)"))
@@ -55,37 +55,37 @@ def kpi_trail(con, kpi_id: str, period: dt.date) -> dict:
             select o.org_id, o.value, o.numerator, o.denominator, o.batch_id, o.source_file, o.source_sha256,
                    o.row_number, o.loaded_at, b.run_id as landed_run_id
             from raw.observations o left join raw.batches b using (batch_id)
-            where o.kpi_id = ? and o.period = ? order by o.org_id, o.loaded_at""", [kpi_id, period])
+            where o.kpi_id = ? and o.period = ? order by o.org_id, o.loaded_at, o.batch_id, o.row_number""", [kpi_id, period])
         if (r["batch_id"], r["row_number"]) not in chosen]
     batch_ids = sorted({r["batch_id"] for r in rows})
     batches = _rows(con, """select batch_id, source_id, source_file, source_sha256, source_query, rows_in,
                                    rows_accepted, rows_quarantined, loaded_at, run_id
-                            from raw.batches where list_contains(?, batch_id) order by loaded_at""", [batch_ids])
+                            from raw.batches where batch_id = any(?) order by loaded_at, batch_id""", [batch_ids])
     checks = batch_checks(con, batch_ids)
     # Quarantined rows of the same batches that name this KPI and period (a rejected duplicate,
     # an unparseable value, ...): what did not make it into the figure.
     needle_kpi, needle_period = kpi_id, f"{period:%Y-%m}"
     quarantined = [q for q in _rows(con, """
             select q.batch_id, q.row_number, q.reason, q.detail, q.record
-            from raw.quarantine q where list_contains(?, q.batch_id) order by q.batch_id, q.row_number""", [batch_ids])
+            from raw.quarantine q where q.batch_id = any(?) order by q.batch_id, q.row_number""", [batch_ids])
         if needle_kpi in (q["record"] or "") and needle_period in (q["record"] or "")]
     drift = []
     if exists(con, "quality", "drift_findings"):
         drift = _rows(con, """
             select run_id, kind, severity, observed, expected, score, threshold, method, detail
             from quality.drift_findings
-            where run_id = (select run_id from quality.drift_findings order by detected_at desc limit 1)
+            where run_id = (select run_id from quality.drift_findings order by detected_at desc nulls last limit 1)
               and period = ? and (kpi_id = ? or (kpi_id is null and source_id = ?))
-            order by kind""", [period, kpi_id, kpi["source_id"]])
+            order by kind, severity, detail""", [period, kpi_id, kpi["source_id"]])
     published, current, decision = [], None, None
     if exists(con, "publish", "kpi_figures"):
         published = _rows(con, """select run_id, published_at, actual, status, data_trust, data_trust_reason
-                                  from publish.kpi_figures where kpi_id = ? and period = ? order by published_at""",
+                                  from publish.kpi_figures where kpi_id = ? and period = ? order by published_at, run_id""",
                           [kpi_id, period])
         current = _one(con, "select * from publish.kpi_status where kpi_id = ?", [kpi_id]) \
             if exists(con, "publish", "kpi_status") else None
         decision = _one(con, """select run_id, decided_at, published, reason from publish.decisions
-                               where department_id = ? order by decided_at desc limit 1""", [kpi["department_id"]])
+                               where department_id = ? order by decided_at desc nulls last limit 1""", [kpi["department_id"]])
     return {
         "kpi": kpi, "period": period, "figure": figure, "computation": computation(kpi, rows),
         "rows": rows, "superseded": revisions, "batches": batches, "checks": checks,
