@@ -37,16 +37,55 @@ WarehouseOpt = typer.Option(None, "--warehouse", help="DuckDB warehouse file [en
 AsOfOpt = typer.Option(None, "--as-of", help="Reporting date YYYY-MM-DD [env KPIWATCH_AS_OF; default: the catalog's as_of, else today]")
 
 
-def _settings(catalog, data_dir, warehouse, as_of=None) -> Settings:
+TargetOpt = typer.Option(None, "--target", help="Warehouse: duckdb or postgres [env KPIWATCH_TARGET; default: duckdb]. "
+                         "postgres reads KPIWATCH_PG_HOST/PORT/USER/PASSWORD/DBNAME")
+
+
+def _settings(catalog, data_dir, warehouse, as_of=None, target=None) -> Settings:
+    from pipelines.warehouse import WarehouseConfigError
+
     try:
         as_of_date = dt.date.fromisoformat(as_of) if as_of else None
     except ValueError:
         err.print(f"[red]error:[/] --as-of {as_of!r} is not a date (YYYY-MM-DD)")
         raise typer.Exit(EXIT_CONFIG)
     try:
-        return Settings.from_env(catalog_dir=catalog, data_dir=data_dir, warehouse=warehouse, as_of=as_of_date).resolved()
+        s = Settings.from_env(catalog_dir=catalog, data_dir=data_dir, warehouse=warehouse, as_of=as_of_date,
+                              target=target).resolved()
+    except WarehouseConfigError as exc:
+        err.print(f"[red]error:[/] {exc}".replace("KPIWATCH_TARGET:", "--target / KPIWATCH_TARGET:"))
+        raise typer.Exit(EXIT_CONFIG)
     except ValueError as exc:
         err.print(f"[red]error:[/] {exc} (check KPIWATCH_AS_OF)")
+        raise typer.Exit(EXIT_CONFIG)
+    os.environ["KPIWATCH_TARGET"] = s.target  # every connection of this process uses it
+    return s
+
+
+@app.callback()
+def _global(target: Optional[str] = TargetOpt):
+    """kpiwatch: watch a data roadmap's KPIs, their data quality, targets and milestones."""
+    if target is not None:
+        from pipelines.warehouse import WarehouseConfigError, current_target
+
+        try:
+            os.environ["KPIWATCH_TARGET"] = current_target({"KPIWATCH_TARGET": target})
+        except WarehouseConfigError as exc:
+            err.print(f"[red]error:[/] {exc}".replace("KPIWATCH_TARGET:", "--target:"))
+            raise typer.Exit(EXIT_CONFIG)
+
+
+def _check_warehouse_reachable(s: Settings) -> None:
+    """A Postgres warehouse that cannot be reached is a one-line error before anything runs."""
+    if s.target != "postgres":
+        return
+    from pipelines.warehouse import WarehouseConfigError, connect
+
+    try:
+        with connect(s.warehouse) as con:
+            con.execute("select 1")
+    except WarehouseConfigError as exc:
+        err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_CONFIG)
 
 
@@ -183,10 +222,12 @@ def run(
     warehouse: Optional[Path] = WarehouseOpt,
     as_of: Optional[str] = AsOfOpt,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the summary and errors"),
+    target: Optional[str] = TargetOpt,
 ):
     """Run the whole graph in-process: catalog → ingest → checks → dbt → alerts, then a summary."""
-    s = _settings(catalog, data_dir, warehouse, as_of)
+    s = _settings(catalog, data_dir, warehouse, as_of, target)
     _load_catalog_or_exit(s.catalog_dir)
+    _check_warehouse_reachable(s)
     if not s.data_dir.is_dir():
         err.print(f"[red]error:[/] data directory {s.data_dir} not found "
                   f"(create it, or write the demo with `kpiwatch demo --data-dir {s.data_dir}`)")
@@ -209,7 +250,10 @@ def run(
         defs = build_definitions(s, loggers={"console": _progress_logger(progress_console, quiet)})
         job = defs.resolve_job_def(ALL_ASSETS_JOB)
     if not quiet:
-        out.print(f"kpiwatch run: catalog {s.catalog_dir}, data {s.data_dir}, warehouse {s.warehouse}")
+        from pipelines.warehouse import pg_describe
+
+        where = pg_describe() + f" (local files beside {s.warehouse})" if s.target == "postgres" else s.warehouse
+        out.print(f"kpiwatch run: catalog {s.catalog_dir}, data {s.data_dir}, warehouse {where}")
     run_log = s.warehouse.parent / "logs" / "last_run.log"
     run_log.parent.mkdir(parents=True, exist_ok=True)
     with dg.DagsterInstance.get() as instance, run_log.open("w") as log_fh, contextlib.redirect_stdout(log_fh):
@@ -418,8 +462,13 @@ cli_ledger.register(app)
 
 
 def main() -> None:
+    from pipelines.warehouse import WarehouseConfigError
+
     try:
         app()
+    except WarehouseConfigError as exc:  # e.g. the Postgres warehouse cannot be reached
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(EXIT_CONFIG)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)

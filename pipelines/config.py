@@ -53,6 +53,9 @@ class Settings:
     alerts_file: Path | None = None
     # Alert rules file; None = the rules shipped in the `alerts` package.
     rules_file: Path | None = None
+    # Warehouse target: "duckdb" (the file `warehouse`) or "postgres" (KPIWATCH_PG_*; then
+    # `warehouse` only places the local files: reports, alert log, ledger mirror, run logs).
+    target: str = "duckdb"
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides) -> "Settings":
@@ -62,7 +65,12 @@ class Settings:
             raw = environ.get(var)
             if raw:
                 values[field_name] = dt.date.fromisoformat(raw) if field_name == "as_of" else Path(raw)
+        from pipelines.warehouse import current_target
+
+        values["target"] = current_target(environ)
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if "target" in overrides and overrides["target"] is not None:
+            values["target"] = current_target({"KPIWATCH_TARGET": overrides["target"]})
         # A catalog may name its own data directory and warehouse (examples/ do): used when
         # neither a flag nor the environment sets them.
         for key, path in _catalog_defaults(Path(values.get("catalog_dir", DEFAULT_CATALOG))).items():
@@ -94,6 +102,7 @@ class Settings:
             ENV["warehouse"]: str(self.warehouse),
             ENV["alerts_file"]: str(self.alerts_path),
         }
+        env["KPIWATCH_TARGET"] = self.target
         if self.as_of:
             env[ENV["as_of"]] = self.as_of.isoformat()
         if self.rules_file:

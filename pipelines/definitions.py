@@ -40,9 +40,10 @@ def build_definitions(settings: Settings | None = None, loggers: dict | None = N
         resources={
             "kpiwatch": KpiwatchResource.from_settings(settings),
             "dbt": DbtCliResource(project_dir=str(DBT_PROJECT_DIR), profiles_dir=str(DBT_PROJECT_DIR),
-                                  target="duckdb", dbt_executable=dbt_executable()),
+                                  target=settings.target, dbt_executable=dbt_executable()),
         },
-        # DuckDB allows one writer process: run steps one after another in the run's process.
+        # DuckDB allows one writer process: run steps one after another in the run's process
+        # (on Postgres too: the steps form one chain, and one executor serves both targets).
         executor=dg.in_process_executor,
         loggers=loggers,
     )

@@ -19,6 +19,7 @@ class KpiwatchResource(dg.ConfigurableResource):
     as_of: str | None = None
     alerts_file: str | None = None
     rules_file: str | None = None
+    target: str = "duckdb"
 
     @classmethod
     def from_settings(cls, s: Settings) -> "KpiwatchResource":
@@ -29,6 +30,7 @@ class KpiwatchResource(dg.ConfigurableResource):
             as_of=s.as_of.isoformat() if s.as_of else None,
             alerts_file=str(s.alerts_path),
             rules_file=str(s.rules_file) if s.rules_file else None,
+            target=s.target,
         )
 
     def settings(self) -> Settings:
@@ -39,6 +41,7 @@ class KpiwatchResource(dg.ConfigurableResource):
             as_of=dt.date.fromisoformat(self.as_of) if self.as_of else None,
             alerts_file=Path(self.alerts_file) if self.alerts_file else None,
             rules_file=Path(self.rules_file) if self.rules_file else None,
+            target=self.target,
         )
 
     def catalog(self):

@@ -60,13 +60,15 @@ def pg_describe(environ=None) -> str:
     return f"postgresql://{p['user']}@{p['host']}:{p['port']}/{p['dbname']}"
 
 
-def pg_sqlalchemy_url(environ=None):
-    """The warehouse as a SQLAlchemy URL (GX validates the marts through it)."""
-    import sqlalchemy as sa
+def pg_sqlalchemy_url(environ=None) -> str:
+    """The warehouse as a SQLAlchemy URL for GX (which validates the marts through it). A
+    password stays the placeholder ${KPIWATCH_PG_PASSWORD}: GX reads it from the environment
+    when it connects, so it never appears in a stored configuration or validation result."""
+    from urllib.parse import quote
 
     p = pg_params(environ)
-    return sa.engine.URL.create("postgresql+psycopg", username=p["user"], password=p["password"] or None,
-                                host=p["host"], port=int(p["port"]), database=p["dbname"])
+    auth = quote(p["user"], safe="") + (":${KPIWATCH_PG_PASSWORD}" if p["password"] else "")
+    return f"postgresql+psycopg://{auth}@{p['host']}:{int(p['port'])}/{quote(p['dbname'], safe='')}"
 
 
 def dialect(con) -> str:

@@ -1,37 +1,63 @@
-"""Write the validated catalog into the warehouse's `catalog` schema (replaced whole each run)."""
+"""Write the validated catalog into the warehouse's `catalog` schema (its rows replaced whole each
+run, in one transaction; the tables themselves are kept so that views built on them stay)."""
 from __future__ import annotations
 
 import datetime as dt
-
-import duckdb
 
 from pipelines.catalog.loader import Catalog
 
 DDL = """
 create schema if not exists catalog;
-create or replace table catalog.settings (as_of date not null, catalog_name varchar);
-create or replace table catalog.departments (
+create table if not exists catalog.settings (as_of date not null, catalog_name varchar);
+create table if not exists catalog.departments (
     department_id varchar primary key, name varchar not null, channel varchar not null,
     head_name varchar, head_slack varchar);
-create or replace table catalog.sources (
+create table if not exists catalog.sources (
     source_id varchar primary key, department_id varchar not null, kind varchar not null,
     location varchar, cadence varchar not null, lag_days integer not null);
-create or replace table catalog.kpis (
+create table if not exists catalog.kpis (
     kpi_id varchar primary key, name varchar not null, department_id varchar not null,
     source_id varchar not null, owner_name varchar, owner_slack varchar, unit varchar,
     direction varchar not null, frequency varchar not null, aggregation varchar not null,
-    scale double not null, tolerance double not null, trajectory varchar not null,
+    scale double precision not null, tolerance double precision not null, trajectory varchar not null,
     methodology varchar, tags varchar, targets_from varchar not null);
-create or replace table catalog.targets (
-    kpi_id varchar not null, point_type varchar not null, value double not null,
+create table if not exists catalog.targets (
+    kpi_id varchar not null, point_type varchar not null, value double precision not null,
     point_date date not null, effective_from date);
-create or replace table catalog.milestones (
+create table if not exists catalog.milestones (
     milestone_id varchar primary key, title varchar not null, department_id varchar not null,
-    kpi_id varchar not null, threshold double not null, due_date date not null,
+    kpi_id varchar not null, threshold double precision not null, due_date date not null,
     owner_name varchar, owner_slack varchar, completed_on date);
 """
 
+TABLES = ("settings", "departments", "sources", "kpis", "targets", "milestones")
+
 DEFAULT_LAG_DAYS = 14
+
+
+def _columns(ddl: str) -> dict[str, list[str]]:
+    """Column names per table as the DDL above declares them."""
+    out = {}
+    for stmt in ddl.split(";"):
+        stmt = " ".join(stmt.split())
+        if stmt.startswith("create table"):
+            name = stmt.split()[5].split(".")[1]
+            body = stmt[stmt.index("(") + 1:stmt.rindex(")")]
+            out[name] = [c.strip().split()[0] for c in body.split(",")]
+    return out
+
+
+def _drop_outdated(con) -> None:
+    """A catalog table whose columns differ from this release's (an older warehouse) is dropped
+    to be created anew; dependent dbt views are rebuilt by the run's dbt step."""
+    from pipelines.warehouse import dialect
+
+    for table, wanted in _columns(DDL).items():
+        have = [r[0] for r in con.execute(
+            "select column_name from information_schema.columns where table_schema = 'catalog' and table_name = ? "
+            "order by ordinal_position", [table]).fetchall()]
+        if have and have != wanted:
+            con.execute(f"drop table catalog.{table}" + (" cascade" if dialect(con) == "postgres" else ""))
 
 
 def source_location(src: dict) -> str:
@@ -41,10 +67,13 @@ def source_location(src: dict) -> str:
     return src["path"]
 
 
-def write_catalog(con: duckdb.DuckDBPyConnection, catalog: Catalog, as_of: dt.date) -> dict[str, int]:
+def write_catalog(con, catalog: Catalog, as_of: dt.date) -> dict[str, int]:
     d = dt.date.fromisoformat
     con.execute("begin")
+    _drop_outdated(con)
     con.execute(DDL)
+    for table in TABLES:
+        con.execute(f"delete from catalog.{table}")
     con.execute("insert into catalog.settings values (?, ?)", [as_of, catalog.name])
     con.executemany(
         "insert into catalog.departments values (?, ?, ?, ?, ?)",

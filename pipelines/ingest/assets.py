@@ -140,8 +140,8 @@ def build_landing_asset(ingest_keys: list[dg.AssetKey]) -> dg.AssetsDefinition:
                 """
                 select b.batch_id, b.rows_in, coalesce(o.n, 0) as landed, coalesce(q.n, 0) as quarantined
                 from raw.batches b
-                left join (select batch_id, count(*) n from raw.observations group by all) o using (batch_id)
-                left join (select batch_id, count(*) n from raw.quarantine group by all) q
+                left join (select batch_id, count(*) n from raw.observations group by batch_id) o using (batch_id)
+                left join (select batch_id, count(*) n from raw.quarantine group by batch_id) q
                     using (batch_id)
                 where b.rows_in <> coalesce(o.n, 0) + coalesce(q.n, 0) or b.rows_accepted <> coalesce(o.n, 0)
                 """

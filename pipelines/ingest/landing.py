@@ -14,7 +14,6 @@ import json
 import os
 from dataclasses import dataclass, field
 
-import duckdb
 import pandas as pd
 
 from pipelines.catalog.loader import Catalog
@@ -24,7 +23,7 @@ from pipelines.ingest.readers import RawBatch, SourceError, read_batches
 from pipelines.quality.contracts import compare_schema, contract_columns, infer_schema, source_suite_name
 from pipelines.quality.gx_validation import ExpectationOutcome, validate_frame
 from pipelines.quality.store import ensure_quality
-from pipelines.warehouse import ensure_landing
+from pipelines.warehouse import ensure_landing, insert_frame
 
 # Above this share of rejected rows a batch is not trusted (critical): a file that is mostly
 # wrong more likely has a systematic problem (wrong template, shifted columns) than bad rows.
@@ -231,7 +230,12 @@ def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.dat
     return frame, quarantine, outcomes
 
 
-def _seen_sha256(con: duckdb.DuckDBPyConnection, source_id: str) -> set[str]:
+OBSERVATION_COLUMNS = ("batch_id", "source_id", "department_id", "kpi_id", "org_id", "period", "value", "numerator",
+                       "denominator", "source_file", "source_sha256", "source_query", "row_number", "loaded_at",
+                       "target")
+
+
+def _seen_sha256(con, source_id: str) -> set[str]:
     return {r[0] for r in con.execute("select source_sha256 from raw.batches where source_id = ?", [source_id]).fetchall()}
 
 
@@ -270,16 +274,8 @@ def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, o
              len(frame), len(quarantine), now, run_id, batch.watermark],
         )
         if len(obs):
-            con.register("_obs", obs)
-            con.execute(
-                """insert into raw.observations (batch_id, source_id, department_id, kpi_id, org_id, period,
-                       value, numerator, denominator, source_file, source_sha256, source_query, row_number,
-                       loaded_at, target)
-                   select batch_id, source_id, department_id, kpi_id, org_id, cast(period as date), value,
-                          numerator, denominator, source_file, source_sha256, source_query,
-                          row_number, loaded_at, target from _obs"""
-            )
-            con.unregister("_obs")
+            insert_frame(con, "raw.observations", OBSERVATION_COLUMNS, obs, select=", ".join(
+                "cast(period as date)" if c == "period" else c for c in OBSERVATION_COLUMNS))
         if quarantine:
             con.executemany(
                 "insert into raw.quarantine values (?, ?, ?, ?, ?, ?, ?, ?)",

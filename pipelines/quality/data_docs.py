@@ -40,10 +40,11 @@ def build_data_docs(con, out_dir: Path, run_id: str, batch_ids: list[str] | None
         suite = load_suite(name)
         ctx.suites.add(gx.ExpectationSuite(name=suite["name"], expectations=suite["expectations"],
                                            meta={"description": suite["meta"].get("description", "")}))
-    rows = con.execute("""
+    ids = sorted(set(batch_ids or []))
+    in_batches = f" or batch_id in ({', '.join('?' * len(ids))})" if ids else ""
+    rows = con.execute(f"""
         select run_id, batch_id, suite, result_json, validated_at from quality.gx_validation_results
-        where run_id = ? or list_contains(?, batch_id) order by validated_at""",
-        [run_id, sorted(set(batch_ids or []))]).fetchall()
+        where run_id = ?{in_batches} order by validated_at""", [run_id, *ids]).fetchall()
     for r_run, batch_id, suite, result_json, validated_at in rows:
         doc = json.loads(result_json)
         result = ExpectationSuiteValidationResult(**doc)

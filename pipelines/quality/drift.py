@@ -447,7 +447,7 @@ def load_inputs(con, as_of: dt.date | None = None) -> DriftInputs:
             inputs.values.setdefault(r["kpi_id"], []).append((r["period"], float(r["actual"])))
     for r in _rows(con, """
             select source_id, kpi_id, period, count(distinct org_id) as orgs
-            from raw.observations group by all"""):
+            from raw.observations group by source_id, kpi_id, period"""):
         if r["source_id"] in sources:
             inputs.org_counts.setdefault(r["source_id"], {})[(r["kpi_id"], r["period"])] = int(r["orgs"])
     return inputs

@@ -13,19 +13,24 @@ def contributing_rows(con, pairs: list[tuple[str, dt.date]]) -> dict[tuple[str, 
     as dbt's int_observations__latest_revision), with its lineage and the run that landed it."""
     if not pairs:
         return {}
-    con.execute("create or replace temp table _evidence_pairs (kpi_id varchar, period date)")
+    con.execute("drop table if exists _evidence_pairs")
+    con.execute("create temp table _evidence_pairs (kpi_id varchar, period date)")
     con.executemany("insert into _evidence_pairs values (?, ?)", [list(p) for p in pairs])
     rows = _rows(con, """
-        select o.kpi_id, o.period, o.org_id, o.value, o.numerator, o.denominator, o.batch_id,
-               o.source_id, o.source_file, o.source_sha256, o.source_query, o.row_number, o.loaded_at,
-               b.run_id as landed_run_id
-        from raw.observations o
-        join _evidence_pairs p on p.kpi_id = o.kpi_id and p.period = o.period
-        left join raw.batches b on b.batch_id = o.batch_id
-        qualify row_number() over (
-            partition by o.kpi_id, o.org_id, o.period
-            order by o.loaded_at desc, o.batch_id desc, o.row_number desc) = 1
-        order by o.kpi_id, o.period, o.org_id""")
+        select kpi_id, period, org_id, value, numerator, denominator, batch_id, source_id, source_file,
+               source_sha256, source_query, row_number, loaded_at, landed_run_id
+        from (
+            select o.kpi_id, o.period, o.org_id, o.value, o.numerator, o.denominator, o.batch_id,
+                   o.source_id, o.source_file, o.source_sha256, o.source_query, o.row_number, o.loaded_at,
+                   b.run_id as landed_run_id,
+                   row_number() over (
+                       partition by o.kpi_id, o.org_id, o.period
+                       order by o.loaded_at desc, o.batch_id desc, o.row_number desc) as rn
+            from raw.observations o
+            join _evidence_pairs p on p.kpi_id = o.kpi_id and p.period = o.period
+            left join raw.batches b on b.batch_id = o.batch_id) ranked
+        where rn = 1
+        order by kpi_id, period, org_id""")
     con.execute("drop table if exists _evidence_pairs")
     out: dict = {}
     for r in rows:
@@ -37,13 +42,16 @@ def batch_checks(con, batch_ids: list[str]) -> dict[str, list[dict]]:
     """Every check result stored for the batches (latest result per check)."""
     if not batch_ids:
         return {}
-    rows = _rows(con, """
+    ids = sorted(set(batch_ids))
+    rows = _rows(con, f"""
         select batch_id, run_id, suite, check_name, severity, success, observed, expected, unexpected_count
-        from quality.check_results
-        where list_contains(?, batch_id)
-        qualify row_number() over (
-            partition by batch_id, suite, check_name, coalesce(column_name, '') order by checked_at desc) = 1
-        order by batch_id, suite, check_name""", [sorted(set(batch_ids))])
+        from (
+            select *, row_number() over (
+                partition by batch_id, suite, check_name, coalesce(column_name, '') order by checked_at desc) as rn
+            from quality.check_results
+            where batch_id in ({', '.join('?' * len(ids))})) ranked
+        where rn = 1
+        order by batch_id, suite, check_name""", ids)
     out: dict = {}
     for r in rows:
         out.setdefault(r["batch_id"], []).append(r)

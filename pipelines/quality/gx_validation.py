@@ -1,7 +1,8 @@
 """Validate a parsed batch with Great Expectations' pandas engine.
 
 GX 1.x cannot validate DuckDB through SQLAlchemy (every expectation fails with IndexError, GX
-issues #10738, #11579), so each batch is validated as a DataFrame. Suites are committed JSON
+issues #10738, #11579), so each batch is validated as a DataFrame; on the Postgres warehouse
+target the published mart is validated in the database through SQLAlchemy (`validate_sql`). Suites are committed JSON
 under expectations/suites/ (one per source, falling back to `landed_observations`, and one per
 published mart; see pipelines/quality/contracts.py); their expectations carry kpiwatch metadata:
 `check_name` (the Dagster asset check), `severity` (critical | warn) and, for row-level
@@ -12,6 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,13 +95,65 @@ def validate_frame(df, parameters: dict, name: str = SUITE, results: list | None
     suite = gx.ExpectationSuite(name=suite_dict["name"], expectations=suite_dict["expectations"])
     labels = list(df.index)  # GX reports positions; map them back to source row numbers
     frame = df.reset_index(drop=True)
-    specs = {e["meta"]["check_name"]: e for e in suite_dict["expectations"]}
     batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
     result = batch.validate(
         suite, expectation_parameters=parameters, result_format={"result_format": "COMPLETE"}
     )
+    return _outcomes(result, suite_dict, parameters, name, len(frame), lambda i: int(labels[i]), results)
+
+
+def _sql_expectations(expectations: list[dict]) -> list[dict]:
+    """A suite's expectations for a SQL batch: a pandas row condition `col == "value"` becomes
+    GX's own condition syntax, which GX turns into a WHERE clause."""
+    out = []
+    for e in expectations:
+        kw = dict(e["kwargs"])
+        if kw.get("condition_parser") == "pandas":
+            m = re.fullmatch(r'\s*(\w+)\s*==\s*"([^"]*)"\s*', kw.get("row_condition", ""))
+            if not m:
+                raise ValueError(f"suite expectation {e['meta'].get('check_name')}: row_condition "
+                                 f"{kw.get('row_condition')!r} has no SQL form (only `column == \"value\"`)")
+            kw.update(condition_parser="great_expectations", row_condition=f'col("{m[1]}")=="{m[2]}"')
+        out.append({**e, "kwargs": kw})
+    return out
+
+
+def validate_sql(url: str, query: str, parameters: dict, name: str, key_column: str, results: list | None = None
+                 ) -> tuple[list[ExpectationOutcome], list[str]]:
+    """Run the suite in the database through SQLAlchemy (GX's SQL execution engine): `query` is the
+    batch, `url` a SQLAlchemy URL of the Postgres warehouse. Failing rows are reported by `key_column`; returns the
+    outcomes (unexpected_rows index into the returned keys) and the keys of failing rows."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations as gx
+
+    ctx = gx.get_context(mode="ephemeral")
+    ctx.variables.progress_bars = {"globally": False}
+    # `url` may name a password as ${KPIWATCH_PG_PASSWORD}: GX substitutes it from the
+    # environment when it connects and keeps only the placeholder in its configuration.
+    source = ctx.data_sources.add_postgres("kpiwatch_warehouse", connection_string=url)
+    batch = source.add_query_asset("batch", query=query).add_batch_definition_whole_table("whole").get_batch()
+    suite_dict = load_suite_dict(name)
+    suite_dict = {**suite_dict, "expectations": _sql_expectations(suite_dict["expectations"])}
+    suite = gx.ExpectationSuite(name=suite_dict["name"], expectations=suite_dict["expectations"])
+    result = batch.validate(suite, expectation_parameters=parameters,
+                            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [key_column]})
+    keys: list[str] = []
+
+    def label(entry) -> int:
+        key = entry.get(key_column) if isinstance(entry, dict) else entry
+        if key not in keys:
+            keys.append(key)
+        return keys.index(key)
+
+    return _outcomes(result, suite_dict, parameters, name, None, label, results), keys
+
+
+def _outcomes(result, suite_dict: dict, parameters: dict, name: str, element_count, label, results) -> list[ExpectationOutcome]:
+    """kpiwatch's outcomes from a GX validation result, in the suite's order; `label` maps an
+    entry of GX's unexpected_index_list to a row label."""
     if results is not None:
         results.append(_trimmed(result))
+    specs = {e["meta"]["check_name"]: e for e in suite_dict["expectations"]}
     outcomes = []
     order = list(specs)
     for r in result.results:  # GX does not keep the suite's order: match by check_name
@@ -109,10 +163,10 @@ def validate_frame(df, parameters: dict, name: str = SUITE, results: list | None
         meta = spec["meta"]
         raised = (r.exception_info or {}).get("raised_exception")
         idx = res.get("unexpected_index_list") or []
-        rows = sorted({int(labels[i]) for i in idx}) if isinstance(idx, list) else []
+        rows = sorted({label(i) for i in idx}) if isinstance(idx, list) else []
         observed = res.get("observed_value")
         if observed is None:
-            observed = f"{res.get('unexpected_count', 0)} of {res.get('element_count', len(frame))} rows unexpected"
+            observed = f"{res.get('unexpected_count', 0)} of {res.get('element_count', element_count)} rows unexpected"
         if raised:
             observed = f"expectation error: {(r.exception_info or {}).get('exception_message')}"
         outcomes.append(ExpectationOutcome(

@@ -29,6 +29,7 @@ import pandas as pd
 
 from pipelines.quality.evidence import figure_evidence
 from pipelines.quality.store import KPI_STATUS_COLUMNS, ensure_publish, exists
+from pipelines.warehouse import dialect, pg_sqlalchemy_url
 from pipelines.warehouse import rows as _rows
 
 MART = "fct_kpi_progress"
@@ -94,23 +95,39 @@ class MartCheck:
     table_level_failure: bool = False
 
 
-def validate_mart(latest: pd.DataFrame, as_of: dt.date, gx_results: list | None = None) -> list[MartCheck]:
-    """Run the mart's GX suite on the latest figures; attribute failing rows to departments."""
-    from pipelines.quality.gx_validation import validate_frame
+# The batch the mart contract checks: the latest row of each catalog KPI that has one.
+MART_QUERY = """
+    select p.kpi_id, k.department_id, p.period, p.actual, p.status, p.data_trust, p.forecast_status, k.unit
+    from catalog.kpis k
+    join marts.fct_kpi_progress p on p.kpi_id = k.kpi_id and p.is_latest
+    where p.period is not null"""
+
+
+def validate_mart(latest: pd.DataFrame, as_of: dt.date, gx_results: list | None = None,
+                  sql_url: str | None = None) -> list[MartCheck]:
+    """Run the mart's GX suite on the latest figures; attribute failing rows to departments.
+    With `sql_url` (the Postgres warehouse) GX validates MART_QUERY in the database through
+    SQLAlchemy; otherwise the frame `latest` with its pandas engine."""
+    from pipelines.quality.gx_validation import validate_frame, validate_sql
 
     frame = latest[["kpi_id", "department_id", "period", "actual", "status", "data_trust",
                     "forecast_status", "unit"]].reset_index(drop=True)
-    frame["period"] = pd.to_datetime(frame["period"])
-    outcomes = validate_frame(frame, {"as_of": pd.Timestamp(as_of)}, MART_SUITE, gx_results)
+    if sql_url:
+        outcomes, keys = validate_sql(sql_url, MART_QUERY, {"as_of": as_of}, MART_SUITE, "kpi_id", gx_results)
+        dept_of = dict(zip(frame["kpi_id"], frame["department_id"]))
+        failing = lambda o: [dept_of.get(keys[i]) for i in o.unexpected_rows]  # noqa: E731
+    else:
+        frame["period"] = pd.to_datetime(frame["period"])
+        outcomes = validate_frame(frame, {"as_of": pd.Timestamp(as_of)}, MART_SUITE, gx_results)
+        failing = lambda o: [frame.loc[int(i), "department_id"] for i in o.unexpected_rows]  # noqa: E731
     checks = []
     for o in outcomes:
         c = MartCheck(o.check_name, o.expectation_type, o.column, o.severity, o.observed, o.expected)
         if not o.success:
-            if o.unexpected_rows:
-                for i in o.unexpected_rows:
-                    dept = frame.loc[int(i), "department_id"]
-                    c.failed_departments[dept] = c.failed_departments.get(dept, 0) + 1
-            else:
+            depts = [d for d in failing(o) if d is not None]
+            for dept in depts:
+                c.failed_departments[dept] = c.failed_departments.get(dept, 0) + 1
+            if not depts:
                 c.table_level_failure = True
         checks.append(c)
     return checks
@@ -150,14 +167,17 @@ def blocking_source_checks(con, run_id: str | None = None) -> dict[str, list[dic
     (with `run_id`) its sources that could not be read at all in that run."""
     rows = _rows(con, """
         with latest_batch as (
-            select source_id, batch_id, source_file, loaded_at, run_id
-            from raw.batches
-            qualify row_number() over (partition by source_id order by loaded_at desc, batch_id desc) = 1
+            select source_id, batch_id, source_file, loaded_at, run_id from (
+                select *, row_number() over (partition by source_id order by loaded_at desc, batch_id desc) as rn
+                from raw.batches) ranked
+            where rn = 1
         ),
         results as (
-            select * from quality.check_results
-            qualify row_number() over (
-                partition by batch_id, suite, check_name, coalesce(column_name, '') order by checked_at desc) = 1
+            select * from (
+                select *, row_number() over (
+                    partition by batch_id, suite, check_name, coalesce(column_name, '') order by checked_at desc) as rn
+                from quality.check_results) ranked
+            where rn = 1
         )
         select s.department_id, r.source_id, r.batch_id, b.source_file, b.run_id as landed_run_id,
                r.suite, r.check_name, r.observed
@@ -199,7 +219,8 @@ def publish(con, run_id: str, as_of: dt.date, now: dt.datetime, findings: list[d
     figures = latest_figures(con)
     has_figure = [r for r in figures if r["period"] is not None]
     gx_results: list = []
-    mart_checks = validate_mart(pd.DataFrame(has_figure), as_of, gx_results) if has_figure else []
+    sql_url = pg_sqlalchemy_url() if dialect(con) == "postgres" else None
+    mart_checks = validate_mart(pd.DataFrame(has_figure), as_of, gx_results, sql_url) if has_figure else []
     departments = [r[0] for r in con.execute("select department_id from catalog.departments order by 1").fetchall()]
     source_blocks = blocking_source_checks(con, run_id)
     mart_batch = f"{MART_SOURCE_ID}@{run_id}"
@@ -282,13 +303,16 @@ def _store_checks(con, run_id, now, mart_batch, mart_checks, departments, gx_res
 
 def _rebuild_status(con, run_id: str, decisions: dict[str, Decision]) -> None:
     """publish.kpi_status: every catalog KPI with its figure as currently published."""
-    con.execute(f"create or replace table publish.kpi_status ({KPI_STATUS_COLUMNS})")
+    con.execute("drop table if exists publish.kpi_status")
+    con.execute(f"create table publish.kpi_status ({KPI_STATUS_COLUMNS})")
     kpis = _rows(con, """select kpi_id, name as kpi_name, department_id, unit, direction, owner_name
                          from catalog.kpis order by department_id, kpi_id""")
     current = {r["kpi_id"]: r for r in _rows(con, """
-        select f.* from publish.kpi_figures f
-        join catalog.kpis k using (kpi_id)
-        qualify row_number() over (partition by f.kpi_id order by f.published_at desc, f.run_id desc) = 1""")}
+        select * from (
+            select f.*, row_number() over (partition by f.kpi_id order by f.published_at desc, f.run_id desc) as rn
+            from publish.kpi_figures f
+            join catalog.kpis k using (kpi_id)) ranked
+        where rn = 1""")}
     cols = [c.strip().split()[0] for c in KPI_STATUS_COLUMNS.split(",")]
     out = []
     for k in kpis:

@@ -14,8 +14,6 @@ and, replaced on every run:
 """
 from __future__ import annotations
 
-import duckdb
-
 from pipelines.warehouse import table_exists as exists  # the quality stage's name for it
 
 QUALITY_DDL = """
@@ -56,12 +54,12 @@ create table if not exists quality.drift_findings (
     source_id varchar,
     kpi_id varchar,
     period date not null,
-    observed double,
-    expected double,
-    lower_bound double,
-    upper_bound double,
-    score double,
-    threshold double,
+    observed double precision,
+    expected double precision,
+    lower_bound double precision,
+    upper_bound double precision,
+    score double precision,
+    threshold double precision,
     method varchar,
     detail varchar not null,
     is_latest boolean not null
@@ -90,15 +88,15 @@ create table if not exists publish.kpi_figures (
     direction varchar,
     owner_name varchar,
     period date,
-    actual double,
-    numerator double,
-    denominator double,
-    expected_value double,
-    target_value double,
+    actual double precision,
+    numerator double precision,
+    denominator double precision,
+    expected_value double precision,
+    target_value double precision,
     target_date date,
     status varchar not null,
     previous_status varchar,
-    forecast_value double,
+    forecast_value double precision,
     forecast_status varchar,
     data_trust varchar not null,
     data_trust_reason varchar not null,
@@ -110,9 +108,9 @@ create table if not exists publish.kpi_figures (
 # Rebuilt by the publish step; the columns of publish.kpi_figures plus the decision's.
 KPI_STATUS_COLUMNS = """
     department_id varchar, kpi_id varchar, kpi_name varchar, unit varchar, direction varchar,
-    owner_name varchar, period date, actual double, numerator double, denominator double,
-    expected_value double, target_value double, target_date date, status varchar,
-    previous_status varchar, forecast_value double, forecast_status varchar, data_trust varchar,
+    owner_name varchar, period date, actual double precision, numerator double precision, denominator double precision,
+    expected_value double precision, target_value double precision, target_date date, status varchar,
+    previous_status varchar, forecast_value double precision, forecast_status varchar, data_trust varchar,
     data_trust_reason varchar, latest_batch_id varchar, evidence_json varchar,
     published boolean, publication_run_id varchar, published_at timestamp, decision_run_id varchar
 """
@@ -125,11 +123,11 @@ join raw.batches b using (batch_id)
 """
 
 
-def ensure_quality(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_quality(con) -> None:
     con.execute(QUALITY_DDL)
 
 
-def ensure_publish(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_publish(con) -> None:
     con.execute(QUALITY_DDL)
     con.execute(PUBLISH_DDL)
     if exists(con, "raw", "quarantine") and exists(con, "raw", "batches"):
