@@ -28,36 +28,52 @@ effective_points as (
 
 ),
 
-baselines as (
+ranked_baselines as (
 
     select
         kpi_id,
         point_date as baseline_date,
-        point_value as baseline_value
+        point_value as baseline_value,
+        row_number() over (
+            partition by kpi_id
+            order by effective_from desc nulls last, point_date desc
+        ) as point_rank
     from effective_points
     where point_type = 'baseline'
-    qualify row_number() over (
-        partition by kpi_id
-        order by effective_from desc nulls last, point_date desc
-    ) = 1
 
 ),
 
-target_points as (
+baselines as (
+
+    select kpi_id, baseline_date, baseline_value
+    from ranked_baselines
+    where point_rank = 1
+
+),
+
+ranked_target_points as (
 
     select
         effective_points.kpi_id,
         effective_points.point_date,
-        effective_points.point_value
+        effective_points.point_value,
+        row_number() over (
+            partition by effective_points.kpi_id, effective_points.point_date
+            order by effective_points.effective_from desc nulls last, effective_points.point_value
+        ) as point_rank
     from effective_points
     inner join baselines
         on effective_points.kpi_id = baselines.kpi_id
     where effective_points.point_type = 'target'
         and effective_points.point_date > baselines.baseline_date
-    qualify row_number() over (
-        partition by effective_points.kpi_id, effective_points.point_date
-        order by effective_points.effective_from desc nulls last, effective_points.point_value
-    ) = 1
+
+),
+
+target_points as (
+
+    select kpi_id, point_date, point_value
+    from ranked_target_points
+    where point_rank = 1
 
 ),
 

@@ -61,7 +61,7 @@ failed_checks as (
         on contributing_batches.batch_id = check_results.batch_id
     where check_results.severity = 'critical'
         and not check_results.success
-    group by all
+    group by contributing_batches.kpi_id, contributing_batches.period
 
 ),
 
@@ -106,8 +106,8 @@ final as (
                 then 'critical quality check failed on batch ' || failed_on
             when is_latest and source_overdue
                 then 'source ' || source_id || ' overdue: latest period '
-                    || coalesce(strftime(source_latest_period, '%Y-%m'), 'none')
-                    || ', expected ' || strftime(source_expected_period, '%Y-%m')
+                    || coalesce({{ kpiwatch.year_month('source_latest_period') }}, 'none')
+                    || ', expected ' || {{ kpiwatch.year_month('source_expected_period') }}
             when is_latest then 'all critical checks passed, source up to date'
             else 'all critical checks passed'
         end as data_trust_reason

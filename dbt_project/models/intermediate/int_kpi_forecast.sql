@@ -23,7 +23,7 @@ points as (
         direction,
         target_value,
         target_date,
-        cast(date_diff('day', date '1970-01-01', period_end) as double) as x_days
+        cast({{ kpiwatch.days_between("date '1970-01-01'", 'period_end') }} as double precision) as x_days
     from trajectory
 
 ),
@@ -57,11 +57,10 @@ forecasts as (
     select
         *,
         -- rounded: the intercept sits at 1970-01-01, so the sum carries float noise
-        round(
-            trend_intercept
-                + trend_slope * date_diff('day', date '1970-01-01', target_date),
+        {{ kpiwatch.round_double(
+            "trend_intercept + trend_slope * " ~ kpiwatch.days_between("date '1970-01-01'", 'target_date'),
             6
-        ) as forecast_value
+        ) }} as forecast_value
     from trends
 
 ),

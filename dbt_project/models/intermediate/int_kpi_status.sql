@@ -17,14 +17,14 @@ gaps as (
 
     select
         *,
-        round(actual - expected_value, 9) as gap,
-        round(
-            case
+        {{ kpiwatch.round_double('actual - expected_value', 9) }} as gap,
+        {{ kpiwatch.round_double(
+            "case
                 when direction = 'lower_is_better' then expected_value - actual
                 else actual - expected_value
-            end,
+            end",
             9
-        ) as performance_gap
+        ) }} as performance_gap
     from trajectory
 
 ),

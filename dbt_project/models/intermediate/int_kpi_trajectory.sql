@@ -37,7 +37,7 @@ baselines as (
 
 ),
 
-segments as (
+candidate_segments as (
 
     select
         kpi_values.kpi_id,
@@ -46,16 +46,31 @@ segments as (
         anchors.anchor_date,
         anchors.anchor_value,
         anchors.next_anchor_date,
-        anchors.next_anchor_value
+        anchors.next_anchor_value,
+        row_number() over (
+            partition by kpi_values.kpi_id, kpi_values.period
+            order by anchors.anchor_seq
+        ) as segment_rank
     from kpi_values
     inner join anchors
         on kpi_values.kpi_id = anchors.kpi_id
         and anchors.anchor_date <= kpi_values.period_end
         and (anchors.next_anchor_date >= kpi_values.period_end or anchors.next_anchor_date is null)
-    qualify row_number() over (
-        partition by kpi_values.kpi_id, kpi_values.period
-        order by anchors.anchor_seq
-    ) = 1
+
+),
+
+segments as (
+
+    select
+        kpi_id,
+        period,
+        anchor_type,
+        anchor_date,
+        anchor_value,
+        next_anchor_date,
+        next_anchor_value
+    from candidate_segments
+    where segment_rank = 1
 
 ),
 
@@ -102,8 +117,8 @@ expected as (
                 end
             else segments.anchor_value
                 + (segments.next_anchor_value - segments.anchor_value)
-                * date_diff('day', segments.anchor_date, kpi_values.period_end)
-                / date_diff('day', segments.anchor_date, segments.next_anchor_date)
+                * {{ kpiwatch.days_between('segments.anchor_date', 'kpi_values.period_end') }}
+                / {{ kpiwatch.days_between('segments.anchor_date', 'segments.next_anchor_date') }}
         end as expected_value
     from kpi_values
     inner join kpis
@@ -133,7 +148,7 @@ final as (
         baseline_date,
         target_value,
         target_date,
-        cast(expected_value as double) as expected_value
+        cast(expected_value as double precision) as expected_value
     from expected
 
 )

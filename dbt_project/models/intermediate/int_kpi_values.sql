@@ -41,13 +41,20 @@ per_period as (
         sum(nullif(observations.target, 0)) as sum_target,
         avg(nullif(observations.target, 0)) as mean_target,
         -- the batch that delivered the latest revision among the organisations
-        first(observations.batch_id order by observations.loaded_at desc, observations.batch_id desc)
-            as latest_batch_id,
+        {{ kpiwatch.first_ordered(
+            'observations.batch_id',
+            'observations.loaded_at desc nulls last, observations.batch_id desc nulls last'
+        ) }} as latest_batch_id,
         max(observations.loaded_at) as latest_loaded_at
     from observations
     inner join kpis
         on observations.kpi_id = kpis.kpi_id
-    group by all
+    group by
+        observations.kpi_id,
+        observations.period,
+        kpis.frequency,
+        kpis.aggregation,
+        coalesce(kpis.scale, 1)
 
 ),
 
@@ -56,8 +63,8 @@ aggregated as (
     select
         *,
         case
-            when frequency = 'quarterly' then last_day(period + interval 2 month)
-            else last_day(period)
+            when frequency = 'quarterly' then {{ kpiwatch.month_end('period', months_ahead=2) }}
+            else {{ kpiwatch.month_end('period') }}
         end as period_end,
         case aggregation
             when 'sum' then sum_value

@@ -38,10 +38,13 @@ scoped as (
 
     select observations.*
     from observations
-    semi join touched
-        on observations.kpi_id = touched.kpi_id
-        and observations.org_id = touched.org_id
-        and observations.period = touched.period
+    where exists (
+        select 1
+        from touched
+        where observations.kpi_id = touched.kpi_id
+            and observations.org_id = touched.org_id
+            and observations.period = touched.period
+    )
 
 ),
 
@@ -61,7 +64,7 @@ ranked as (
         *,
         row_number() over (
             partition by kpi_id, org_id, period
-            order by loaded_at desc, batch_id desc, row_number desc
+            order by loaded_at desc nulls last, batch_id desc nulls last, row_number desc nulls last
         ) as revision_rank,
         count(*) over (partition by kpi_id, org_id, period) as revisions
     from scoped

@@ -57,12 +57,18 @@ expected as (
         settings.as_of_date,
         case
             when sources.cadence = 'quarterly' then cast(
-                date_trunc('quarter', settings.as_of_date - coalesce(sources.lag_days, 0) + 1)
-                - interval 3 month as date
+                date_trunc(
+                    'quarter',
+                    cast(settings.as_of_date - coalesce(sources.lag_days, 0) + 1 as timestamp)
+                )
+                - interval '3 month' as date
             )
             else cast(
-                date_trunc('month', settings.as_of_date - coalesce(sources.lag_days, 0) + 1)
-                - interval 1 month as date
+                date_trunc(
+                    'month',
+                    cast(settings.as_of_date - coalesce(sources.lag_days, 0) + 1 as timestamp)
+                )
+                - interval '1 month' as date
             )
         end as expected_period
     from sources
@@ -84,8 +90,10 @@ final as (
             -- greatest() ignores nulls: keep "nothing landed" unknown rather than 0
             when landed.latest_period is not null then cast(
                 greatest(
-                    date_diff('month', landed.latest_period, expected.expected_period)
-                    // case when expected.cadence = 'quarterly' then 3 else 1 end,
+                    {{ kpiwatch.integer_divide(
+                        kpiwatch.months_between('landed.latest_period', 'expected.expected_period'),
+                        "case when expected.cadence = 'quarterly' then 3 else 1 end"
+                    ) }},
                     0
                 ) as integer
             )

@@ -41,15 +41,19 @@ anchor_summary as (
         max(anchors.anchor_value) filter (where anchors.anchor_type = 'baseline') as baseline_value,
         max(anchors.anchor_date) filter (where anchors.anchor_type = 'baseline') as baseline_date,
         count(*) filter (where anchors.anchor_type = 'target') as target_count,
-        arg_min(anchors.anchor_value, anchors.anchor_date) filter (
-            where anchors.anchor_type = 'target' and anchors.anchor_date >= settings.as_of_date
-        ) as next_target_value,
+        {{ kpiwatch.arg_min(
+            'anchors.anchor_value',
+            'anchors.anchor_date',
+            where="anchors.anchor_type = 'target' and anchors.anchor_date >= settings.as_of_date"
+        ) }} as next_target_value,
         min(anchors.anchor_date) filter (
             where anchors.anchor_type = 'target' and anchors.anchor_date >= settings.as_of_date
         ) as next_target_date,
-        arg_max(anchors.anchor_value, anchors.anchor_date) filter (
-            where anchors.anchor_type = 'target'
-        ) as final_target_value,
+        {{ kpiwatch.arg_max(
+            'anchors.anchor_value',
+            'anchors.anchor_date',
+            where="anchors.anchor_type = 'target'"
+        ) }} as final_target_value,
         max(anchors.anchor_date) filter (where anchors.anchor_type = 'target') as final_target_date
     from anchors
     cross join settings

@@ -38,7 +38,9 @@ changes as (
         kpi_id,
         period,
         actual,
-        round(actual - lag(actual) over (partition by kpi_id order by period), 9) as change,
+        {{ kpiwatch.round_double(
+            'actual - lag(actual) over (partition by kpi_id order by period)', 9
+        ) }} as change,
         row_number() over (partition by kpi_id order by period) as seq,
         row_number() over (partition by kpi_id order by period desc) = 1 as is_latest
     from kpi_values
@@ -66,8 +68,8 @@ centres as (
         kpi_id,
         period,
         count(*) as previous_changes,
-        median(previous_change) as median_change,
-        median(abs(previous_actual)) as median_abs_level
+        {{ kpiwatch.median('previous_change') }} as median_change,
+        {{ kpiwatch.median('abs(previous_actual)') }} as median_abs_level
     from history
     group by kpi_id, period
 
@@ -78,7 +80,7 @@ spreads as (
     select
         centres.kpi_id,
         centres.period,
-        median(abs(history.previous_change - centres.median_change)) as mad_change,
+        {{ kpiwatch.median('abs(history.previous_change - centres.median_change)') }} as mad_change,
         avg(abs(history.previous_change - centres.median_change)) as mean_abs_deviation
     from centres
     inner join history
@@ -98,15 +100,15 @@ scored as (
         coalesce(centres.previous_changes, 0) as previous_changes,
         centres.median_change,
         spreads.mad_change,
-        round(
-            0.6745 * (changes.change - centres.median_change)
+        {{ kpiwatch.round_double(
+            "0.6745 * (changes.change - centres.median_change)
             / case
                 when spreads.mad_change > 0 then spreads.mad_change
                 when spreads.mean_abs_deviation > 0 then 0.6745 * 1.253314 * spreads.mean_abs_deviation
-                else greatest(0.001 * centres.median_abs_level, 1e-9)
-            end,
+                else greatest(0.001 * centres.median_abs_level, cast(1e-9 as double precision))
+            end",
             6
-        ) as robust_z,
+        ) }} as robust_z,
         changes.is_latest
     from changes
     left join centres

@@ -39,7 +39,12 @@ per_org as (
     from observations
     inner join kpis
         on observations.kpi_id = kpis.kpi_id
-    group by all
+    group by
+        observations.kpi_id,
+        split_part(observations.org_id, '|', 1),
+        observations.period,
+        kpis.aggregation,
+        coalesce(kpis.scale, 1)
 
 ),
 
@@ -56,7 +61,7 @@ valued as (
 
 ),
 
-final as (
+gaps as (
 
     select
         valued.kpi_id,
@@ -67,26 +72,40 @@ final as (
         valued.denominator,
         valued.rows_combined,
         trajectory.expected_value,
-        round(
-            case trajectory.direction
+        trajectory.tolerance,
+        {{ kpiwatch.round_double(
+            "case trajectory.direction
                 when 'lower_is_better' then trajectory.expected_value - valued.actual
                 else valued.actual - trajectory.expected_value
-            end, 9
-        ) as performance_gap,
-        case
-            when valued.actual is null or trajectory.expected_value is null then 'grey'
-            when round(case trajectory.direction
-                    when 'lower_is_better' then trajectory.expected_value - valued.actual
-                    else valued.actual - trajectory.expected_value end, 9) >= 0 then 'green'
-            when round(case trajectory.direction
-                    when 'lower_is_better' then trajectory.expected_value - valued.actual
-                    else valued.actual - trajectory.expected_value end, 9) >= -trajectory.tolerance then 'amber'
-            else 'red'
-        end as status
+            end",
+            9
+        ) }} as performance_gap
     from valued
     left join trajectory
         on valued.kpi_id = trajectory.kpi_id
         and valued.period = trajectory.period
+
+),
+
+final as (
+
+    select
+        kpi_id,
+        org_id,
+        period,
+        actual,
+        numerator,
+        denominator,
+        rows_combined,
+        expected_value,
+        performance_gap,
+        case
+            when actual is null or expected_value is null then 'grey'
+            when performance_gap >= 0 then 'green'
+            when performance_gap >= -tolerance then 'amber'
+            else 'red'
+        end as status
+    from gaps
 
 )
 

@@ -52,6 +52,18 @@ settings as (
 
 ),
 
+ranked_values as (
+
+    select
+        kpi_id,
+        period,
+        period_end,
+        actual,
+        row_number() over (partition by kpi_id order by period desc) as period_rank
+    from kpi_values
+
+),
+
 latest_values as (
 
     select
@@ -59,16 +71,27 @@ latest_values as (
         period as latest_period,
         period_end as latest_period_end,
         actual as latest_actual
-    from kpi_values
-    qualify row_number() over (partition by kpi_id order by period desc) = 1
+    from ranked_values
+    where period_rank = 1
+
+),
+
+ranked_trends as (
+
+    select
+        kpi_id,
+        trend_slope,
+        trend_intercept,
+        row_number() over (partition by kpi_id order by period desc) as period_rank
+    from forecasts
 
 ),
 
 latest_trends as (
 
     select kpi_id, trend_slope, trend_intercept
-    from forecasts
-    qualify row_number() over (partition by kpi_id order by period desc) = 1
+    from ranked_trends
+    where period_rank = 1
 
 ),
 
@@ -101,12 +124,11 @@ joined as (
         latest_values.latest_period,
         latest_values.latest_period_end,
         reached.met_period,
-        round(
-            latest_trends.trend_intercept
-                + latest_trends.trend_slope
-                * date_diff('day', date '1970-01-01', milestones.due_date),
+        {{ kpiwatch.round_double(
+            "latest_trends.trend_intercept + latest_trends.trend_slope * "
+                ~ kpiwatch.days_between("date '1970-01-01'", 'milestones.due_date'),
             6
-        ) as forecast_value,
+        ) }} as forecast_value,
         settings.as_of_date
     from milestones
     cross join settings
@@ -160,7 +182,7 @@ final as (
         met_period,
         forecast_value,
         state,
-        cast(date_diff('day', as_of_date, due_date) as integer) as days_to_due
+        cast({{ kpiwatch.days_between('as_of_date', 'due_date') }} as integer) as days_to_due
     from states
 
 )

@@ -13,7 +13,7 @@ final as (
         cast(title as varchar) as title,
         cast(department_id as varchar) as department_id,
         cast(kpi_id as varchar) as kpi_id,
-        cast(threshold as double) as threshold,
+        cast(threshold as double precision) as threshold,
         cast(due_date as date) as due_date,
         cast(owner_name as varchar) as owner_name,
         cast(owner_slack as varchar) as owner_slack,

@@ -1,0 +1,182 @@
+{#-
+    SQL that DuckDB and PostgreSQL spell differently. Each macro dispatches on the adapter:
+    the duckdb__ version is the DuckDB SQL the models always used (so DuckDB results do not
+    change), default__ is PostgreSQL's, written to give the same values, types and NULL
+    handling. Arguments are SQL expressions (strings), e.g.
+    {{ kpiwatch.days_between('anchor_date', 'period_end') }}.
+
+    dbt's own cross-database macros are not used for these: dbt.datediff on Postgres returns
+    double precision for months (date_part), dbt.last_day goes through timestamps with time
+    zone, and there is no median / arg_min / ordered first().
+-#}
+
+
+{#- Whole days from start_date to end_date (dates; negative when end is earlier). -#}
+{% macro days_between(start_date, end_date) -%}
+    {{ return(adapter.dispatch('days_between', 'kpiwatch')(start_date, end_date)) }}
+{%- endmacro %}
+
+{% macro duckdb__days_between(start_date, end_date) -%}
+    date_diff('day', {{ start_date }}, {{ end_date }})
+{%- endmacro %}
+
+{% macro default__days_between(start_date, end_date) -%}
+    (cast({{ end_date }} as date) - cast({{ start_date }} as date))
+{%- endmacro %}
+
+
+{#- Month boundaries crossed from start_date to end_date (DuckDB's date_diff('month', ...):
+    2026-01-31 -> 2026-02-01 is 1), as an integer. -#}
+{% macro months_between(start_date, end_date) -%}
+    {{ return(adapter.dispatch('months_between', 'kpiwatch')(start_date, end_date)) }}
+{%- endmacro %}
+
+{% macro duckdb__months_between(start_date, end_date) -%}
+    date_diff('month', {{ start_date }}, {{ end_date }})
+{%- endmacro %}
+
+{% macro default__months_between(start_date, end_date) -%}
+    cast(
+        (extract(year from {{ end_date }}) - extract(year from {{ start_date }})) * 12
+        + extract(month from {{ end_date }}) - extract(month from {{ start_date }})
+        as integer
+    )
+{%- endmacro %}
+
+
+{#- Integer division of two integers, truncated towards zero (DuckDB's `/` gives a double). -#}
+{% macro integer_divide(dividend, divisor) -%}
+    {{ return(adapter.dispatch('integer_divide', 'kpiwatch')(dividend, divisor)) }}
+{%- endmacro %}
+
+{% macro duckdb__integer_divide(dividend, divisor) -%}
+    ({{ dividend }}) // ({{ divisor }})
+{%- endmacro %}
+
+{% macro default__integer_divide(dividend, divisor) -%}
+    (cast({{ dividend }} as bigint) / cast({{ divisor }} as bigint))
+{%- endmacro %}
+
+
+{#- Last day (a date) of the month `months_ahead` months after the month of date_expr. -#}
+{% macro month_end(date_expr, months_ahead=0) -%}
+    {{ return(adapter.dispatch('month_end', 'kpiwatch')(date_expr, months_ahead)) }}
+{%- endmacro %}
+
+{% macro duckdb__month_end(date_expr, months_ahead=0) -%}
+    {%- if months_ahead == 0 -%}
+    last_day({{ date_expr }})
+    {%- else -%}
+    last_day({{ date_expr }} + interval {{ months_ahead }} month)
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro default__month_end(date_expr, months_ahead=0) -%}
+    cast(
+        date_trunc('month', cast({{ date_expr }} as timestamp))
+        + interval '{{ months_ahead + 1 }} month' - interval '1 day'
+        as date
+    )
+{%- endmacro %}
+
+
+{#- 'YYYY-MM' of a date (null stays null). -#}
+{% macro year_month(date_expr) -%}
+    {{ return(adapter.dispatch('year_month', 'kpiwatch')(date_expr)) }}
+{%- endmacro %}
+
+{% macro duckdb__year_month(date_expr) -%}
+    strftime({{ date_expr }}, '%Y-%m')
+{%- endmacro %}
+
+{% macro default__year_month(date_expr) -%}
+    to_char({{ date_expr }}, 'YYYY-MM')
+{%- endmacro %}
+
+
+{#- Round a double to `digits` decimals, as a double. DuckDB computes
+    round(x * 10^digits) / 10^digits in double arithmetic, halves away from zero; Postgres has
+    no round(double precision, int), and going through numeric would keep only 15 significant
+    digits, so the same arithmetic is written out (repeating the expression). -#}
+{% macro round_double(expr, digits) -%}
+    {{ return(adapter.dispatch('round_double', 'kpiwatch')(expr, digits)) }}
+{%- endmacro %}
+
+{% macro duckdb__round_double(expr, digits) -%}
+    round({{ expr }}, {{ digits }})
+{%- endmacro %}
+
+{% macro default__round_double(expr, digits) -%}
+    {%- set scale = "cast(1e" ~ digits ~ " as double precision)" -%}
+    (sign(({{ expr }}) * {{ scale }}) * floor(abs(({{ expr }}) * {{ scale }}) + 0.5) / {{ scale }})
+{%- endmacro %}
+
+
+{#- Median, nulls ignored; for an even count the mean of the two middle values. DuckDB computes
+    that as (lower + upper) / 2, Postgres's percentile_cont(0.5) as lower + 0.5 * (upper -
+    lower), which differs in the last bit about a third of the time; the two middle values
+    (the same one for an odd count) are taken with percentile_disc instead, so that both
+    engines return the same double. -#}
+{% macro median(expr) -%}
+    {{ return(adapter.dispatch('median', 'kpiwatch')(expr)) }}
+{%- endmacro %}
+
+{% macro duckdb__median(expr) -%}
+    median({{ expr }})
+{%- endmacro %}
+
+{% macro default__median(expr) -%}
+    (
+        percentile_disc(0.5) within group (order by {{ expr }})
+        + percentile_disc(0.5) within group (order by {{ expr }} desc)
+    ) / 2
+{%- endmacro %}
+
+
+{#- arg of the row with the smallest / largest val among the rows where `where` holds
+    (rows with a null arg or val are skipped, as DuckDB's arg_min / arg_max do). Callers must
+    make val unique within the group: ties are not broken the same way by both engines. -#}
+{% macro arg_min(arg, val, where=none) -%}
+    {{ return(adapter.dispatch('arg_min', 'kpiwatch')(arg, val, where)) }}
+{%- endmacro %}
+
+{% macro arg_max(arg, val, where=none) -%}
+    {{ return(adapter.dispatch('arg_max', 'kpiwatch')(arg, val, where)) }}
+{%- endmacro %}
+
+{% macro duckdb__arg_min(arg, val, where=none) -%}
+    arg_min({{ arg }}, {{ val }}){% if where %} filter (where {{ where }}){% endif %}
+{%- endmacro %}
+
+{% macro duckdb__arg_max(arg, val, where=none) -%}
+    arg_max({{ arg }}, {{ val }}){% if where %} filter (where {{ where }}){% endif %}
+{%- endmacro %}
+
+{% macro default__arg_min(arg, val, where=none) -%}
+    {{ kpiwatch._pg_arg_extreme(arg, val, where, 'asc') }}
+{%- endmacro %}
+
+{% macro default__arg_max(arg, val, where=none) -%}
+    {{ kpiwatch._pg_arg_extreme(arg, val, where, 'desc') }}
+{%- endmacro %}
+
+{% macro _pg_arg_extreme(arg, val, where, direction) -%}
+    (array_agg({{ arg }} order by {{ val }} {{ direction }}) filter (
+        where {{ arg }} is not null and {{ val }} is not null{% if where %} and ({{ where }}){% endif %}
+    ))[1]
+{%- endmacro %}
+
+
+{#- The first expr in the order given (an ORDER BY list; a null expr is returned as such).
+    Write NULLS FIRST / LAST explicitly in order_by: the engines' defaults differ for DESC. -#}
+{% macro first_ordered(expr, order_by) -%}
+    {{ return(adapter.dispatch('first_ordered', 'kpiwatch')(expr, order_by)) }}
+{%- endmacro %}
+
+{% macro duckdb__first_ordered(expr, order_by) -%}
+    first({{ expr }} order by {{ order_by }})
+{%- endmacro %}
+
+{% macro default__first_ordered(expr, order_by) -%}
+    (array_agg({{ expr }} order by {{ order_by }}))[1]
+{%- endmacro %}
