@@ -13,10 +13,9 @@ def contributing_rows(con, pairs: list[tuple[str, dt.date]]) -> dict[tuple[str, 
     as dbt's int_observations__latest_revision), with its lineage and the run that landed it."""
     if not pairs:
         return {}
-    con.execute("drop table if exists _evidence_pairs")
-    con.execute("create temp table _evidence_pairs (kpi_id varchar, period date)")
-    con.executemany("insert into _evidence_pairs values (?, ?)", [list(p) for p in pairs])
-    rows = _rows(con, """
+    # The pairs as an inline VALUES list (no temp table: readers may hold a read-only connection).
+    values = ", ".join(["(?, cast(? as date))"] * len(pairs))
+    rows = _rows(con, f"""
         select kpi_id, period, org_id, value, numerator, denominator, batch_id, source_id, source_file,
                source_sha256, source_query, row_number, loaded_at, landed_run_id
         from (
@@ -27,11 +26,10 @@ def contributing_rows(con, pairs: list[tuple[str, dt.date]]) -> dict[tuple[str, 
                        partition by o.kpi_id, o.org_id, o.period
                        order by o.loaded_at desc, o.batch_id desc, o.row_number desc) as rn
             from raw.observations o
-            join _evidence_pairs p on p.kpi_id = o.kpi_id and p.period = o.period
+            join (values {values}) p (kpi_id, period) on p.kpi_id = o.kpi_id and p.period = o.period
             left join raw.batches b on b.batch_id = o.batch_id) ranked
         where rn = 1
-        order by kpi_id, period, org_id""")
-    con.execute("drop table if exists _evidence_pairs")
+        order by kpi_id, period, org_id""", [v for kpi_id, period in pairs for v in (kpi_id, period)])
     out: dict = {}
     for r in rows:
         out.setdefault((r["kpi_id"], r["period"]), []).append(r)

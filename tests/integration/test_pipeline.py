@@ -1,5 +1,8 @@
 """The real asset graph, materialized on the demo in tmp_path with real dbt, GX and DuckDB, and
-alerts delivered through slack-sdk's WebClient to a local server speaking the Slack Web API."""
+alerts delivered through slack-sdk's WebClient to a local server speaking the Slack Web API.
+The same runs and the same planted-story assertions on the Postgres warehouse target (a fresh
+database on this machine's PostgreSQL)."""
+import contextlib
 import json
 import os
 import re
@@ -13,6 +16,7 @@ import pytest
 from pipelines.config import Settings
 from pipelines.demo import write_demo
 from pipelines.warehouse import connect
+from tests.support.pg import fresh_database, pg_env
 from tests.support.slack_server import FakeSlack
 
 pytestmark = pytest.mark.slow
@@ -35,19 +39,25 @@ def rows(wh, sql, params=None):
         return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Two consecutive runs of the whole graph on the same warehouse and data."""
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def runs(request, tmp_path_factory):
+    """Two consecutive runs of the whole graph on the same warehouse and data, on each target.
+    On postgres the warehouse is a fresh database; the DuckDB path only places local files."""
     from pipelines.transform.project import prepare_manifest
 
     prepare_manifest()
-    base = tmp_path_factory.mktemp("pipeline")
+    base = tmp_path_factory.mktemp(f"pipeline-{request.param}")
     data = base / "data"
     write_demo(data)
-    settings = Settings(data_dir=data, warehouse=base / "wh" / "kpiwatch.duckdb").resolved()
+    settings = Settings(data_dir=data, warehouse=base / "wh" / "kpiwatch.duckdb", target=request.param).resolved()
     saved = dict(os.environ)
-    with FakeSlack(tokens={TOKEN}) as slack:
+    with contextlib.ExitStack() as stack:
+        target_env = {}
+        if request.param == "postgres":
+            target_env = pg_env(stack.enter_context(fresh_database("kpiwatch_pipeline")))
+        slack = stack.enter_context(FakeSlack(tokens={TOKEN}))
         os.environ.update(settings.export())
+        os.environ.update(target_env)
         os.environ["SLACK_BOT_TOKEN"] = TOKEN
         os.environ["KPIWATCH_SLACK_BASE_URL"] = slack.base_url
         try:
@@ -58,9 +68,21 @@ def runs(tmp_path_factory):
         finally:
             os.environ.clear()
             os.environ.update(saved)
-        yield {"settings": settings, "wh": settings.warehouse, "first": first, "second": second,
-               "slack_first": messages_after_first, "slack_all": list(slack.messages),
-               "requests": list(slack.requests)}
+        os.environ.update(target_env)  # the assertions read the same warehouse
+        try:
+            yield {"settings": settings, "wh": settings.warehouse, "first": first, "second": second,
+                   "slack_first": messages_after_first, "slack_all": list(slack.messages),
+                   "requests": list(slack.requests), "target": request.param}
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+def test_postgres_runs_leave_no_duckdb_file(runs):
+    """On the postgres target every table is in Postgres: no DuckDB warehouse file appears."""
+    assert runs["settings"].warehouse.exists() == (runs["target"] == "duckdb")
+    with connect(runs["wh"], read_only=True) as con:
+        assert type(con).__name__ == ("PgConnection" if runs["target"] == "postgres" else "DuckDBPyConnection")
 
 
 def latest_status(wh):
