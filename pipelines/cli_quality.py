@@ -80,9 +80,9 @@ def register(app: typer.Typer) -> None:
             return
         from pipelines.reporting.files import ReportWriteError, write_text_atomic
         from pipelines.reporting.scorecard import NoSnapshot, render, scorecard_data, snapshot_as_of
-        from pipelines.warehouse import connect
+        from pipelines.warehouse import connect, current_target
 
-        if not wh.exists():
+        if current_target() == "duckdb" and not wh.exists():
             _fail(f"warehouse {wh} not found: run `kpiwatch run` first", EXIT_CONFIG)
         try:
             with connect(wh, read_only=True) as con:
