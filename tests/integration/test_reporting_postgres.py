@@ -344,13 +344,18 @@ def test_alert_and_ledger_commands_on_postgres(pair):
     assert [ack for _, ack in json.loads(outputs["postgres"][-1][1]) if ack] == [True]
 
 
-def test_audit_report_command_on_postgres(pair, tmp_path):
-    outs = {}
+def test_report_commands_on_postgres(pair, tmp_path):
+    outs, cards = {}, {}
     for target in ("duckdb", "postgres"):
         out = tmp_path / f"audit-{target}.html"
         res = pair.cli(target, "report", "--audit", "--no-data-docs", "--out", str(out))
         assert res.returncode == 0, res.stdout + res.stderr
         outs[target] = out.read_text()
+        card = tmp_path / f"scorecard-{target}.html"
+        res = pair.cli(target, "report", "--out", str(card))
+        assert res.returncode == 0, res.stdout + res.stderr
+        cards[target] = re.sub(r"generated [0-9: -]+ UTC", "generated", card.read_text())
+    assert cards["duckdb"] == cards["postgres"] and "Publication blocked this run" in cards["postgres"]
     strip = lambda page: "\n".join(l for l in page.splitlines() if "generated" not in l)  # noqa: E731
     assert strip(outs["duckdb"]) == strip(outs["postgres"])
     text = html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", outs["postgres"])))
