@@ -256,10 +256,17 @@ def run(
         out.print(f"kpiwatch run: catalog {s.catalog_dir}, data {s.data_dir}, warehouse {where}")
     run_log = s.warehouse.parent / "logs" / "last_run.log"
     run_log.parent.mkdir(parents=True, exist_ok=True)
-    with dg.DagsterInstance.get() as instance, run_log.open("w") as log_fh, contextlib.redirect_stdout(log_fh):
-        # Dagster only uses a job's own loggers when the run config names them.
-        result = job.execute_in_process(instance=instance, raise_on_error=False,
-                                        run_config={"loggers": {"console": {}}})
+    from pipelines.warehouse import run_lock
+
+    try:
+        with run_lock(), dg.DagsterInstance.get() as instance, run_log.open("w") as log_fh, \
+                contextlib.redirect_stdout(log_fh):
+            # Dagster only uses a job's own loggers when the run config names them.
+            result = job.execute_in_process(instance=instance, raise_on_error=False,
+                                            run_config={"loggers": {"console": {}}})
+    except WarehouseBusy as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(EXIT_BUSY)
     elapsed = time.monotonic() - t0
     try:
         _print_summary(s, result.run_id)

@@ -168,6 +168,28 @@ def _pg_connect(read_only: bool) -> PgConnection:
     return PgConnection(raw)
 
 
+# Key of the Postgres advisory lock a kpiwatch run holds for its whole length (any bigint that
+# other applications sharing the database do not use; "kpiwatch" in ASCII).
+RUN_LOCK_KEY = 0x6B70697761746368
+
+
+@contextlib.contextmanager
+def run_lock() -> Iterator[None]:
+    """One kpiwatch run at a time per warehouse. DuckDB's file lock already gives that per
+    connection; on Postgres, where many processes may connect, the run holds a session advisory
+    lock, and a second run is refused with WarehouseBusy (exit 3) as on DuckDB."""
+    if current_target() != "postgres":
+        yield
+        return
+    con = _pg_connect(read_only=False)
+    try:
+        if not con.execute("select pg_try_advisory_lock(?)", [RUN_LOCK_KEY]).fetchone()[0]:
+            raise WarehouseBusy(f"warehouse busy: another kpiwatch run holds the Postgres warehouse {pg_describe()}")
+        yield
+    finally:
+        con.close()  # ends the session, which releases the lock
+
+
 def rows(con, sql: str, params=None) -> list[dict]:
     """The result of a query as dicts keyed by column name (values as bound parameters)."""
     cur = con.execute(sql, params or [])

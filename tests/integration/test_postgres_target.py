@@ -96,3 +96,20 @@ def test_unknown_target_is_refused(tmp_path):
     proc = kpiwatch(["status", "--warehouse", str(tmp_path / "wh.duckdb")], _env({"KPIWATCH_TARGET": "mysql"}), check=False)
     assert proc.returncode == 2 and "KPIWATCH_TARGET: unknown warehouse target 'mysql'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_second_run_on_the_same_postgres_warehouse_is_refused_as_busy(tmp_path, demo_data):
+    """Another session holding kpiwatch's run lock (a run in progress) makes `kpiwatch run`
+    exit 3 with "warehouse busy" before anything lands, as a locked DuckDB file does."""
+    from pipelines.warehouse import RUN_LOCK_KEY
+
+    with fresh_database("kpiwatch_busy") as db:
+        env = _env(pg_env(db))
+        with psycopg.connect(**{**ADMIN, "dbname": db}, autocommit=True) as holder:
+            assert holder.execute("select pg_try_advisory_lock(%s)", [RUN_LOCK_KEY]).fetchone()[0]
+            proc = kpiwatch(["run", "-q", "--data-dir", str(demo_data), "--warehouse", str(tmp_path / "wh.duckdb")],
+                            env, check=False)
+            assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-2000:]
+            assert "warehouse busy: another kpiwatch run holds the Postgres warehouse" in proc.stderr
+            landed = holder.execute("select count(*) from information_schema.tables where table_schema = 'raw'").fetchone()[0]
+            assert landed == 0  # refused before any stage ran
