@@ -180,3 +180,20 @@
 {% macro default__first_ordered(expr, order_by) -%}
     (array_agg({{ expr }} order by {{ order_by }}))[1]
 {%- endmacro %}
+
+
+{#- A string expression that sorts and compares byte by byte, as DuckDB's strings do. A
+    Postgres database created with a linguistic collation (en_US.UTF-8, ICU) would otherwise
+    order batch ids and check names differently (case, punctuation), and so break ties or
+    join texts in another order than DuckDB. -#}
+{% macro bytewise(expr) -%}
+    {{ return(adapter.dispatch('bytewise', 'kpiwatch')(expr)) }}
+{%- endmacro %}
+
+{% macro duckdb__bytewise(expr) -%}
+    {{ expr }}
+{%- endmacro %}
+
+{% macro default__bytewise(expr) -%}
+    ({{ expr }} collate "C")
+{%- endmacro %}

@@ -52,10 +52,10 @@ failed_checks as (
         contributing_batches.kpi_id,
         contributing_batches.period,
         count(*) as failed_checks,
-        string_agg(
-            distinct contributing_batches.batch_id || ' (' || check_results.check_name || ')',
-            ', ' order by contributing_batches.batch_id || ' (' || check_results.check_name || ')'
-        ) as failed_on
+        {%- set failure = kpiwatch.bytewise(
+            "contributing_batches.batch_id || ' (' || check_results.check_name || ')'"
+        ) %}
+        string_agg(distinct {{ failure }}, ', ' order by {{ failure }}) as failed_on
     from contributing_batches
     inner join check_results
         on contributing_batches.batch_id = check_results.batch_id

@@ -43,7 +43,8 @@ per_period as (
         -- the batch that delivered the latest revision among the organisations
         {{ kpiwatch.first_ordered(
             'observations.batch_id',
-            'observations.loaded_at desc nulls last, observations.batch_id desc nulls last'
+            'observations.loaded_at desc nulls last, '
+                ~ kpiwatch.bytewise('observations.batch_id') ~ ' desc nulls last'
         ) }} as latest_batch_id,
         max(observations.loaded_at) as latest_loaded_at
     from observations

@@ -64,7 +64,10 @@ ranked as (
         *,
         row_number() over (
             partition by kpi_id, org_id, period
-            order by loaded_at desc nulls last, batch_id desc nulls last, row_number desc nulls last
+            order by
+                loaded_at desc nulls last,
+                {{ kpiwatch.bytewise('batch_id') }} desc nulls last,
+                row_number desc nulls last
         ) as revision_rank,
         count(*) over (partition by kpi_id, org_id, period) as revisions
     from scoped

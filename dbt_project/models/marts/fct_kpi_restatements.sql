@@ -30,7 +30,10 @@ sequenced as (
         lag(source_file) over revisions as previous_source_file,
         lag(loaded_at) over revisions as previous_loaded_at
     from observations
-    window revisions as (partition by kpi_id, org_id, period order by loaded_at, batch_id)
+    window revisions as (
+        partition by kpi_id, org_id, period
+        order by loaded_at, {{ kpiwatch.bytewise('batch_id') }}
+    )
 
 ),
 
