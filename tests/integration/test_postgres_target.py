@@ -1,6 +1,9 @@
 """`kpiwatch --target postgres` as a user runs it: the whole demo run, then status, explain,
 report and verify-ledger against a fresh database on this machine's PostgreSQL; a warehouse
-that cannot be reached is a one-line error; the password never leaves the environment."""
+that cannot be reached is a one-line error; the password never leaves the environment.
+
+The same run keeps Dagster's own run and event storage in PostgreSQL too (dagster-postgres,
+configured in $DAGSTER_HOME/dagster.yaml only: docs/scale.md, "Beyond one machine")."""
 import json
 import os
 import subprocess
@@ -14,6 +17,20 @@ from tests.support.pg import ADMIN, fresh_database, pg_env
 psycopg = pytest.importorskip("psycopg")
 SECRET = "pw-kpiwatch-pg-s3cret"  # trust auth ignores it; kpiwatch must still never write it out
 EXE = str(Path(sys.executable).parent / "kpiwatch")
+
+
+DAGSTER_YAML = """\
+storage:
+  postgres:
+    postgres_db:
+      username: {env: KPIWATCH_DAGSTER_PG_USER}
+      password: {env: KPIWATCH_DAGSTER_PG_PASSWORD}
+      hostname: {env: KPIWATCH_DAGSTER_PG_HOST}
+      db_name: {env: KPIWATCH_DAGSTER_PG_DB}
+      port: 5432
+telemetry:
+  enabled: false
+"""
 
 
 def _env(extra: dict) -> dict:
@@ -30,11 +47,26 @@ def kpiwatch(args, env, check=True):
 
 @pytest.mark.slow
 def test_cli_run_status_explain_report_and_ledger_on_postgres(tmp_path, demo_data):
-    with fresh_database("kpiwatch_cli") as db:
-        env = _env({**pg_env(db), "KPIWATCH_PG_PASSWORD": SECRET})
+    pytest.importorskip("dagster_postgres")
+    with fresh_database("kpiwatch_cli") as db, fresh_database("kpiwatch_dagster") as dagster_db:
+        home = tmp_path / "dagster_home"
+        home.mkdir()
+        (home / "dagster.yaml").write_text(DAGSTER_YAML)
+        env = _env({**pg_env(db), "KPIWATCH_PG_PASSWORD": SECRET, "DAGSTER_HOME": str(home),
+                    "KPIWATCH_DAGSTER_PG_USER": ADMIN["user"], "KPIWATCH_DAGSTER_PG_PASSWORD": "",
+                    "KPIWATCH_DAGSTER_PG_HOST": ADMIN["host"], "KPIWATCH_DAGSTER_PG_DB": dagster_db})
         del env["KPIWATCH_TARGET"]  # chosen by the flag below
         wh = tmp_path / "wh" / "kpiwatch.duckdb"
         run = kpiwatch(["run", "--target", "postgres", "--data-dir", str(demo_data), "--warehouse", str(wh)], env)
+        # Dagster recorded the run, its steps and asset checks in its own Postgres database,
+        # and nothing in a local SQLite storage.
+        with psycopg.connect(**{**ADMIN, "dbname": dagster_db}) as con:
+            runs = con.execute("select pipeline_name, status from runs").fetchall()
+            steps = con.execute("select count(*) from event_logs where dagster_event_type = 'STEP_SUCCESS'").fetchone()[0]
+            checks = con.execute(
+                "select count(*) from event_logs where dagster_event_type = 'ASSET_CHECK_EVALUATION'").fetchone()[0]
+        assert runs == [("kpiwatch_all", "SUCCESS")] and steps >= 8 and checks > 0
+        assert not (home / "history").exists()
         out = run.stdout
         assert f"warehouse postgresql://postgres@127.0.0.1:5432/{db}" in out
         for needle in ("missed cancer_75_by_jun_2026", "at_risk bus_88_by_mar_2027", "overdue source transport_db",
