@@ -51,7 +51,10 @@ def current_target(environ=None) -> str:
 
 def pg_params(environ=None) -> dict[str, str]:
     environ = os.environ if environ is None else environ
-    return {key: environ.get(var) or default for key, (var, default) in PG_ENV.items()}
+    params = {key: environ.get(var) or default for key, (var, default) in PG_ENV.items()}
+    if not params["port"].isdigit() or not 0 < int(params["port"]) < 65536:
+        raise WarehouseConfigError(f"KPIWATCH_PG_PORT: {params['port']!r} is not a port number (1-65535)")
+    return params
 
 
 def pg_describe(environ=None) -> str:

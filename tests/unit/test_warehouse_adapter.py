@@ -28,3 +28,8 @@ def test_the_password_stays_a_placeholder_in_urls_and_messages():
     assert pg_describe(env) == "postgresql://kpi watch@db.example:5432/kpis"
     assert "s3cret" not in pg_sqlalchemy_url(env) + pg_describe(env)
     assert pg_sqlalchemy_url({**env, "KPIWATCH_PG_PASSWORD": ""}).startswith("postgresql+psycopg://kpi%20watch@")
+
+
+def test_a_port_that_is_not_a_number_names_the_variable():
+    with pytest.raises(WarehouseConfigError, match="KPIWATCH_PG_PORT: 'fivefourthreetwo' is not a port number"):
+        pg_describe({"KPIWATCH_PG_PORT": "fivefourthreetwo"})
