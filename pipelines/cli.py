@@ -253,7 +253,7 @@ def run(
         from pipelines.warehouse import pg_describe
 
         where = pg_describe() + f" (local files beside {s.warehouse})" if s.target == "postgres" else s.warehouse
-        out.print(f"kpiwatch run: catalog {s.catalog_dir}, data {s.data_dir}, warehouse {where}")
+        out.print(f"kpiwatch run: catalog {s.catalog_dir}, data {s.data_dir}, warehouse {where}", soft_wrap=True)
     run_log = s.warehouse.parent / "logs" / "last_run.log"
     run_log.parent.mkdir(parents=True, exist_ok=True)
     from pipelines.warehouse import run_lock
@@ -286,9 +286,9 @@ def run(
     out.print(f"[green]run {result.run_id} succeeded[/] in {elapsed:.0f}s")
     reports = s.reports_dir
     if (reports / "scorecard.html").exists():
-        out.print(f"Scorecard (open in a browser): {reports / 'scorecard.html'}")
+        out.print(f"Scorecard (open in a browser): {reports / 'scorecard.html'}", soft_wrap=True)
     if (reports / "audit-report.html").exists():
-        out.print(f"Audit report: {reports / 'audit-report.html'}  (GX Data Docs: {reports / 'data_docs' / 'index.html'})")
+        out.print(f"Audit report: {reports / 'audit-report.html'}  (GX Data Docs: {reports / 'data_docs' / 'index.html'})", soft_wrap=True)
 
 
 def _fmt(v, unit: str | None = None) -> str:
@@ -418,7 +418,7 @@ def _print_summary(s: Settings, run_id: str) -> None:
     for a in sm["alerts"]:
         line = f"  {a['outcome']} [{a['severity']}] {a['summary']} ({a['event']}) → {a['channel']} via {a['sinks']}"
         out.print(line + (f" — {a['detail']}" if a["detail"] else ""), markup=False)
-    out.print(f"Alert log: {s.alerts_path}")
+    out.print(f"Alert log: {s.alerts_path}", soft_wrap=True)
 
 
 @app.command()
