@@ -75,20 +75,6 @@ def _global(target: Optional[str] = TargetOpt):
             raise typer.Exit(EXIT_CONFIG)
 
 
-def _check_warehouse_reachable(s: Settings) -> None:
-    """A Postgres warehouse that cannot be reached is a one-line error before anything runs."""
-    if s.target != "postgres":
-        return
-    from pipelines.warehouse import WarehouseConfigError, connect
-
-    try:
-        with connect(s.warehouse) as con:
-            con.execute("select 1")
-    except WarehouseConfigError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(EXIT_CONFIG)
-
-
 def _load_catalog_or_exit(catalog_dir: Path):
     from pipelines.catalog.loader import CatalogError, load_catalog
 
@@ -227,46 +213,48 @@ def run(
     """Run the whole graph in-process: catalog → ingest → checks → dbt → alerts, then a summary."""
     s = _settings(catalog, data_dir, warehouse, as_of, target)
     _load_catalog_or_exit(s.catalog_dir)
-    _check_warehouse_reachable(s)
     if not s.data_dir.is_dir():
         err.print(f"[red]error:[/] data directory {s.data_dir} not found "
                   f"(create it, or write the demo with `kpiwatch demo --data-dir {s.data_dir}`)")
         raise typer.Exit(EXIT_CONFIG)
-    t0 = time.monotonic()
-    with out.status("preparing (dbt manifest, Dagster definitions)…"):
-        from pipelines.transform.project import prepare_manifest
+    from pipelines.warehouse import WarehouseBusy, run_lock
 
-        prepare_manifest()
-        os.environ.update(s.export())
-        os.environ.setdefault("DAGSTER_HOME", str(s.warehouse.parent / "dagster_home"))
-        _init_dagster_home(Path(os.environ["DAGSTER_HOME"]))
-        import dagster as dg
-
-        from pipelines.definitions import ALL_ASSETS_JOB, build_definitions
-        from pipelines.warehouse import WarehouseBusy
-
-        # Step progress goes to the terminal; dbt's own console output goes to the run log.
-        progress_console = Console(file=sys.stdout, highlight=False, soft_wrap=True)  # one line per message
-        defs = build_definitions(s, loggers={"console": _progress_logger(progress_console, quiet)})
-        job = defs.resolve_job_def(ALL_ASSETS_JOB)
-    if not quiet:
-        from pipelines.warehouse import pg_describe
-
-        where = pg_describe() + f" (local files beside {s.warehouse})" if s.target == "postgres" else s.warehouse
-        out.print(f"kpiwatch run: catalog {s.catalog_dir}, data {s.data_dir}, warehouse {where}", soft_wrap=True)
-    run_log = s.warehouse.parent / "logs" / "last_run.log"
-    run_log.parent.mkdir(parents=True, exist_ok=True)
-    from pipelines.warehouse import run_lock
-
+    # One run at a time. On Postgres this is also the first connection: a database that cannot
+    # be reached is a one-line error (exit 2, from main) before anything is prepared.
+    held = contextlib.ExitStack()
     try:
-        with run_lock(), dg.DagsterInstance.get() as instance, run_log.open("w") as log_fh, \
-                contextlib.redirect_stdout(log_fh):
-            # Dagster only uses a job's own loggers when the run config names them.
-            result = job.execute_in_process(instance=instance, raise_on_error=False,
-                                            run_config={"loggers": {"console": {}}})
+        held.enter_context(run_lock())
     except WarehouseBusy as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_BUSY)
+    with held:
+        t0 = time.monotonic()
+        with out.status("preparing (dbt manifest, Dagster definitions)…"):
+            from pipelines.transform.project import prepare_manifest
+
+            prepare_manifest()
+            os.environ.update(s.export())
+            os.environ.setdefault("DAGSTER_HOME", str(s.warehouse.parent / "dagster_home"))
+            _init_dagster_home(Path(os.environ["DAGSTER_HOME"]))
+            import dagster as dg
+
+            from pipelines.definitions import ALL_ASSETS_JOB, build_definitions
+
+            # Step progress goes to the terminal; dbt's own console output goes to the run log.
+            progress_console = Console(file=sys.stdout, highlight=False, soft_wrap=True)  # one line per message
+            defs = build_definitions(s, loggers={"console": _progress_logger(progress_console, quiet)})
+            job = defs.resolve_job_def(ALL_ASSETS_JOB)
+        if not quiet:
+            from pipelines.warehouse import pg_describe
+
+            where = pg_describe() + f" (local files beside {s.warehouse})" if s.target == "postgres" else s.warehouse
+            out.print(f"kpiwatch run: catalog {s.catalog_dir}, data {s.data_dir}, warehouse {where}", soft_wrap=True)
+        run_log = s.warehouse.parent / "logs" / "last_run.log"
+        run_log.parent.mkdir(parents=True, exist_ok=True)
+        with dg.DagsterInstance.get() as instance, run_log.open("w") as log_fh, contextlib.redirect_stdout(log_fh):
+            # Dagster only uses a job's own loggers when the run config names them.
+            result = job.execute_in_process(instance=instance, raise_on_error=False,
+                                            run_config={"loggers": {"console": {}}})
     elapsed = time.monotonic() - t0
     try:
         _print_summary(s, result.run_id)

@@ -80,10 +80,8 @@ def register(app: typer.Typer) -> None:
             return
         from pipelines.reporting.files import ReportWriteError, write_text_atomic
         from pipelines.reporting.scorecard import NoSnapshot, render, scorecard_data, snapshot_as_of
-        from pipelines.warehouse import connect, current_target
+        from pipelines.warehouse import connect
 
-        if current_target() == "duckdb" and not wh.exists():
-            _fail(f"warehouse {wh} not found: run `kpiwatch run` first", EXIT_CONFIG)
         try:
             with connect(wh, read_only=True) as con:
                 if day:
@@ -93,7 +91,7 @@ def register(app: typer.Typer) -> None:
                     html = render(scorecard_data(con))
         except WarehouseBusy as exc:
             _fail(str(exc), EXIT_BUSY)
-        except NoSnapshot as exc:
+        except (NoSnapshot, FileNotFoundError) as exc:  # FileNotFoundError: no DuckDB file yet (connect says so)
             _fail(str(exc), EXIT_CONFIG)
         except Exception as exc:  # noqa: BLE001 — e.g. the marts do not exist yet
             if "does not exist" in str(exc):
