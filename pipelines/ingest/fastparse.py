@@ -108,14 +108,7 @@ def parse_batch(numbered: list[tuple[int, dict]], source: dict, kpis: dict[str, 
     target = measures["target"]
     for i, (row, rec) in enumerate(numbered):
         if i in unsure:
-            try:
-                parsed = parse_record(rec, source, kpis)
-            except Rejected as rej:
-                rejected.append((row, rej))
-                continue
-            rows.append(row)
-            for c in PARSED:
-                out[c].append(parsed[c])
+            _parse_one(row, rec, source, kpis, rows, out, rejected)
             continue
         rows.append(row)
         out["kpi_id"].append(kpi_ids[i])
@@ -128,15 +121,21 @@ def parse_batch(numbered: list[tuple[int, dict]], source: dict, kpis: dict[str, 
     return rows, out, rejected
 
 
+def _parse_one(row, rec, source, kpis, rows, out, rejected) -> None:
+    """The general path for one record: parse_record's result appended to the columns, or its
+    rejection to `rejected`."""
+    try:
+        parsed = parse_record(rec, source, kpis)
+    except Rejected as rej:
+        rejected.append((row, rej))
+        return
+    rows.append(row)
+    for c in PARSED:
+        out[c].append(parsed[c])
+
+
 def _row_at_a_time(numbered, source, kpis):
     rows, out, rejected = [], {c: [] for c in PARSED}, []
     for row, rec in numbered:
-        try:
-            parsed = parse_record(rec, source, kpis)
-        except Rejected as rej:
-            rejected.append((row, rej))
-            continue
-        rows.append(row)
-        for c in PARSED:
-            out[c].append(parsed[c])
+        _parse_one(row, rec, source, kpis, rows, out, rejected)
     return rows, out, rejected
