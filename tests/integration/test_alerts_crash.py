@@ -109,17 +109,25 @@ def outbox(warehouse: Path) -> dict[str, dict]:
 def test_killed_mid_delivery_then_rerun_delivers_every_alert_exactly_once(tmp_path, point, nth, recovered):
     warehouse = tmp_path / "warehouse.duckdb"
     build_warehouse(duckdb.connect(str(warehouse))).close()
+    counts = kill_then_rerun_delivers_once(warehouse, point, nth, recovered, run_child, outbox)
+    print(f"\n[delivery counts] kill {point} #{nth}: {json.dumps(counts)}")
+
+
+def kill_then_rerun_delivers_once(warehouse, point: str, nth: int, recovered: int, child, read_outbox) -> dict:
+    """Kill the delivering process at `point` (the nth post), run it again, and check that every
+    alert reached Slack exactly once; `child` runs the process, `read_outbox` reads the outbox
+    (both per warehouse target). Returns the delivery counts."""
     with FakeSlack(tokens={TOKEN}) as slack:
-        killed = run_child(warehouse, slack, point, nth, "run-killed")
+        killed = child(warehouse, slack, point, nth, "run-killed")
         assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
         posted_before = len(slack.messages)
         assert posted_before == (nth if point == "after_send" else max(nth - 1, 0))
 
-        rerun = run_child(warehouse, slack, "none", 0, "run-again")
+        rerun = child(warehouse, slack, "none", 0, "run-again")
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
         delivery = json.loads(rerun.stdout.split("DELIVERY ", 1)[1])
 
-        rows = outbox(warehouse)
+        rows = read_outbox(warehouse)
         keys = slack.keys()
         # Every outbox message reached Slack exactly once ...
         assert Counter(keys) == Counter(rows.keys()), Counter(keys)
@@ -131,8 +139,9 @@ def test_killed_mid_delivery_then_rerun_delivers_every_alert_exactly_once(tmp_pa
         assert sorted(m["channel"] for m in slack.messages) == sorted({c for _, _, c in EXPECTED_ALERTS})
         assert delivery["recovered"] == recovered  # found in the channel history, not re-posted
         assert delivery["sent"] == 5 - posted_before and delivery["possible_duplicates"] == 0
-        print(f"\n[delivery counts] kill {point} #{nth}: "
-              f"{json.dumps({'expected': 7, 'delivered': len(notes), 'duplicated': sum(notes.values()) - len(notes), 'messages': len(keys), 'distinct_messages': len(set(keys)), 'posted_before_kill': posted_before, 'recovered_on_rerun': delivery['recovered']})}")
+        return {"expected": 7, "delivered": len(notes), "duplicated": sum(notes.values()) - len(notes),
+                "messages": len(keys), "distinct_messages": len(set(keys)), "posted_before_kill": posted_before,
+                "recovered_on_rerun": delivery["recovered"]}
 
 
 def test_the_kill_test_detects_duplicates_when_the_check_is_disabled(tmp_path):

@@ -4,21 +4,17 @@ outbox in PostgreSQL, reached as the pipeline reaches it (pipelines.warehouse.co
 KPIWATCH_TARGET=postgres). A killed process's open transaction is rolled back by the server."""
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
 import sys
-from collections import Counter
 
 import pytest
 
-from pipelines.warehouse import connect
-from tests.integration.test_alerts_crash import CHILD, ROOT, TOKEN
+from pipelines.warehouse import connect, rows
+from tests.integration.test_alerts_crash import CHILD, ROOT, TOKEN, kill_then_rerun_delivers_once
 from tests.support.pg import pg_warehouse  # noqa: F401  (fixture)
 from tests.support.slack_server import FakeSlack
 from tests.unit.test_alerts_engine_postgres import build_pg_warehouse
-from tests.unit.test_alerts_warehouse import EXPECTED_ALERTS
 
 PG_CHILD = CHILD.replace("from alerts.delivery import file_warehouse\n",
                          "from pipelines.warehouse import connect\n").replace(
@@ -40,23 +36,10 @@ def test_killed_mid_delivery_then_rerun_delivers_every_alert_exactly_once_on_pos
     warehouse = tmp_path / "local" / "kpiwatch.duckdb"  # places local files only
     with connect(warehouse) as con:
         build_pg_warehouse(con)
-    with FakeSlack(tokens={TOKEN}) as slack:
-        killed = run_child(warehouse, slack, point, nth, "run-killed")
-        assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
-        posted_before = len(slack.messages)
-        assert posted_before == (nth if point == "after_send" else max(nth - 1, 0))
+    counts = kill_then_rerun_delivers_once(warehouse, point, nth, recovered, run_child, outbox)
+    assert counts["duplicated"] == 0
 
-        rerun = run_child(warehouse, slack, "none", 0, "run-again")
-        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-        delivery = json.loads(rerun.stdout.split("DELIVERY ", 1)[1])
-        with connect(warehouse) as con:
-            cur = con.execute("select * from alerting.outbox")
-            names = [c[0] for c in cur.description]
-            rows = {r[0]: dict(zip(names, r)) for r in cur.fetchall()}
-        keys = slack.keys()
-        assert Counter(keys) == Counter(rows.keys()), Counter(keys)
-        assert {r["status"] for r in rows.values()} == {"sent"}
-        notes = Counter((n["fingerprint"], n["event"]) for key in keys for n in json.loads(rows[key]["notifications"]))
-        assert len(notes) == len(EXPECTED_ALERTS) == 7 and set(notes.values()) == {1}
-        assert delivery["recovered"] == recovered and delivery["possible_duplicates"] == 0
-        assert delivery["sent"] == 5 - posted_before
+
+def outbox(warehouse) -> dict[str, dict]:
+    with connect(warehouse) as con:
+        return {r["outbox_id"]: r for r in rows(con, "select * from alerting.outbox")}
