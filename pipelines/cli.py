@@ -56,7 +56,7 @@ def _settings(catalog, data_dir, warehouse, as_of=None, target=None) -> Settings
         err.print(f"[red]error:[/] {exc}".replace("KPIWATCH_TARGET:", "--target / KPIWATCH_TARGET:"))
         raise typer.Exit(EXIT_CONFIG)
     except ValueError as exc:
-        err.print(f"[red]error:[/] {exc} (check KPIWATCH_AS_OF)")
+        err.print(f"[red]error:[/] {exc}", markup=False)
         raise typer.Exit(EXIT_CONFIG)
     os.environ["KPIWATCH_TARGET"] = s.target  # every connection of this process uses it
     return s
@@ -211,7 +211,12 @@ def run(
     target: Optional[str] = TargetOpt,
 ):
     """Run the whole graph in-process: catalog → ingest → checks → dbt → alerts, then a summary."""
+    from dataclasses import replace
+
+    from pipelines.clock import system_now
+
     s = _settings(catalog, data_dir, warehouse, as_of, target)
+    s = replace(s, now=s.now or system_now())  # the run's one clock reading, passed to every stage
     _load_catalog_or_exit(s.catalog_dir)
     if not s.data_dir.is_dir():
         err.print(f"[red]error:[/] data directory {s.data_dir} not found "

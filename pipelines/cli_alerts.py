@@ -31,7 +31,13 @@ silence_app = typer.Typer(no_args_is_help=True, add_completion=False,
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    """This command's `now`, read once (KPIWATCH_NOW pins it: pipelines/clock.py)."""
+    from pipelines.clock import command_now
+
+    try:
+        return command_now()
+    except ValueError as exc:
+        raise _fail(str(exc))
 
 
 def _settings(warehouse: Optional[Path]):
@@ -279,9 +285,13 @@ def digest(
     _require_warehouse(settings)
     from pipelines.warehouse import WarehouseBusy, WarehouseConfigError
 
-    run_id = f"digest-{_now():%Y%m%dT%H%M%S}"
+    from pipelines.clock import FixedClock
+
+    now = _now()
+    run_id = f"digest-{now:%Y%m%dT%H%M%S}"
     try:
-        digests, queued, delivery = send_digests(settings, run_id=run_id, as_of=day, dry_run=dry_run)
+        digests, queued, delivery = send_digests(settings, run_id=run_id, as_of=day, dry_run=dry_run,
+                                                 clock=FixedClock(now))
     except WarehouseBusy as exc:
         raise _fail(str(exc), EXIT_BUSY)
     except (AlertsError, RulesError, WarehouseConfigError) as exc:

@@ -25,6 +25,7 @@ ENV = {
     "as_of": "KPIWATCH_AS_OF",
     "alerts_file": "KPIWATCH_ALERTS_FILE",
     "rules_file": "KPIWATCH_ALERT_RULES",
+    "now": "KPIWATCH_NOW",
 }
 
 
@@ -47,8 +48,10 @@ class Settings:
     catalog_dir: Path = DEFAULT_CATALOG
     data_dir: Path = PROJECT_ROOT / "demo-data"
     warehouse: Path = PROJECT_ROOT / "warehouse" / "kpiwatch.duckdb"
-    # Reporting date override; None = the catalog's `as_of`, else today.
+    # Reporting date override; None = the catalog's `as_of`, else the date of `now`.
     as_of: dt.date | None = None
+    # The run's clock, pinned (naive UTC); None = the time the run starts (pipelines/clock.py).
+    now: dt.datetime | None = None
     # JSONL file the default alert sink appends to; None = beside the warehouse.
     alerts_file: Path | None = None
     # Alert rules file; None = the rules shipped in the `alerts` package.
@@ -63,8 +66,22 @@ class Settings:
         values = {}
         for field_name, var in ENV.items():
             raw = environ.get(var)
-            if raw:
-                values[field_name] = dt.date.fromisoformat(raw) if field_name == "as_of" else Path(raw)
+            if not raw:
+                continue
+            if field_name == "as_of":
+                try:
+                    values[field_name] = dt.date.fromisoformat(raw)
+                except ValueError:
+                    raise ValueError(f"{var}: {raw!r} is not a date (YYYY-MM-DD)") from None
+            elif field_name == "now":
+                from pipelines.clock import parse_now
+
+                try:
+                    values[field_name] = parse_now(raw)
+                except ValueError as exc:
+                    raise ValueError(f"{var}: {exc}") from None
+            else:
+                values[field_name] = Path(raw)
         from pipelines.warehouse import current_target
 
         values["target"] = current_target(environ)
@@ -105,6 +122,8 @@ class Settings:
         env["KPIWATCH_TARGET"] = self.target
         if self.as_of:
             env[ENV["as_of"]] = self.as_of.isoformat()
+        if self.now:
+            env[ENV["now"]] = self.now.isoformat()
         if self.rules_file:
             env[ENV["rules_file"]] = str(self.rules_file)
         return env

@@ -266,7 +266,7 @@ def run_ledger(context: dg.AssetExecutionContext, kpiwatch: KpiwatchResource) ->
     from pipelines.warehouse import connect
 
     settings = kpiwatch.settings()
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    now = kpiwatch.run_now(context)
     with connect(settings.warehouse) as con:
         record = build_record(con, context.run_id, settings.catalog_dir)
         row = append_record(con, settings.warehouse, context.run_id, record, now)

@@ -19,12 +19,12 @@ def kpi_alerts(context: dg.AssetExecutionContext, kpiwatch: KpiwatchResource) ->
     resolved notices follow the rules file."""
     from alerts.engine import run_alerts
 
-    from pipelines.alerting.runtime import links, load_rules_for, open_warehouse, transport_for, utc_now
+    from pipelines.alerting.runtime import links, load_rules_for, open_warehouse, transport_for
 
     settings = kpiwatch.settings()
     rules = load_rules_for(settings)
     run = run_alerts(open_warehouse(settings), rules, transport_for(settings), run_id=context.run_id,
-                     clock=utc_now, as_of=kpiwatch.reporting_date(), links=links())
+                     clock=kpiwatch.run_clock(context), as_of=kpiwatch.reporting_date(context), links=links())
     context.log.info(f"alerts: {run}")
     for issue in run.delivery.issues:
         context.log.warning(f"alert delivery to {issue.channel}: {issue.detail} — {issue.action}")

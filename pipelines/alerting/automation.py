@@ -12,7 +12,8 @@ def send_weekly_digest(context: dg.OpExecutionContext, kpiwatch: KpiwatchResourc
     from pipelines.alerting.runtime import send_digests
 
     settings = kpiwatch.settings()
-    digests, queued, delivery = send_digests(settings, run_id=context.run_id, as_of=kpiwatch.reporting_date())
+    digests, queued, delivery = send_digests(settings, run_id=context.run_id, as_of=kpiwatch.reporting_date(context),
+                                             clock=kpiwatch.run_clock(context))
     context.log.info(f"digests: {len(digests)} built, {len(queued)} new this week; {delivery}")
     for issue in delivery.issues:
         context.log.warning(f"digest delivery to {issue.channel}: {issue.detail} — {issue.action}")
@@ -67,7 +68,8 @@ def run_failure_alerts(context: dg.RunFailureSensorContext, kpiwatch: KpiwatchRe
     from alerts.engine import run_alerts
     from alerts.sinks import redact
 
-    from pipelines.alerting.runtime import links, load_rules_for, open_warehouse, transport_for, utc_now
+    from pipelines.alerting.runtime import links, load_rules_for, open_warehouse, transport_for
+    from pipelines.clock import FixedClock, system_now
 
     settings = kpiwatch.settings()
     rules = load_rules_for(settings)
@@ -84,5 +86,5 @@ def run_failure_alerts(context: dg.RunFailureSensorContext, kpiwatch: KpiwatchRe
     if alert is None:
         return dg.SkipReason("no enabled pipeline_failure rule in the alert rules")
     result = run_alerts(open_warehouse(settings), rules, transport_for(settings), run_id=f"sensor:{run.run_id}",
-                        clock=utc_now, alerts=[alert], resolve_kinds=(), links=links())
+                        clock=FixedClock(settings.now or system_now()), alerts=[alert], resolve_kinds=(), links=links())
     context.log.info(f"pipeline failure of {run.job_name} ({run.run_id}) -> {alert.channel}: {result.delivery}")

@@ -33,16 +33,15 @@ def links():
     return LinkConfig.from_env()
 
 
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-
-
-def send_digests(settings: Settings, *, run_id: str, as_of: dt.date | None = None, clock=utc_now,
+def send_digests(settings: Settings, *, run_id: str, as_of: dt.date | None = None, clock=None,
                  stream: IO[str] | None = None, dry_run: bool = False):
     """Build this week's digests and deliver those not sent yet. Returns (digests, queued, delivery)."""
     from alerts.delivery import deliver
     from alerts.digest import build_digests, queue_digests
 
+    from pipelines.clock import FixedClock, system_now
+
+    clock = clock or FixedClock(settings.now or system_now())  # read once for the whole command
     rules = load_rules_for(settings)
     opener = open_warehouse(settings)
     now = clock()

@@ -21,7 +21,7 @@ def kpi_catalog(context: dg.AssetExecutionContext, kpiwatch: KpiwatchResource):
     """The KPI catalog (departments, sources, KPIs, targets, milestones), validated against its
     schema and written to the warehouse's `catalog` schema with the run's reporting date."""
     catalog = load_catalog(kpiwatch.catalog_dir)  # fresh read: a run sees the catalog as it is now
-    as_of = kpiwatch.reporting_date()
+    as_of = kpiwatch.reporting_date(context)
     with connect(kpiwatch.warehouse) as con:
         counts = write_catalog(con, catalog, as_of)
     context.log.info(f"catalog {catalog.name!r} as of {as_of}: {counts}")

@@ -96,7 +96,8 @@ def build_ingest_asset(source_id: str, source: dict, department: dict | None = N
     def _ingest(context: dg.AssetExecutionContext, kpiwatch: KpiwatchResource):
         catalog: Catalog = kpiwatch.catalog()
         with connect(kpiwatch.warehouse) as con:
-            report = ingest_source(con, catalog, source_id, kpiwatch.data_dir, kpiwatch.reporting_date(), context.run_id)
+            report = ingest_source(con, catalog, source_id, kpiwatch.data_dir, kpiwatch.reporting_date(context),
+                                   context.run_id, now=kpiwatch.run_now(context))
         if report.error:
             context.log.error(f"source {source_id} could not be read: {report.error}")
         for b in report.batches:

@@ -320,7 +320,10 @@ SOURCE_ERROR_BATCH = "source-error@"
 def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.date, run_id: str,
                   now: dt.datetime | None = None, environ: dict[str, str] | None = None) -> SourceReport:
     source = catalog.sources[source_id]
-    now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    if now is None:
+        from pipelines.clock import system_now
+
+        now = system_now()
     ensure_landing(con)
     ensure_quality(con)
     report = SourceReport(source_id)

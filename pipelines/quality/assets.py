@@ -1,7 +1,6 @@
 """Dagster assets of the quality stage after dbt: drift findings, then the publication of each
 department's KPI figures (with the mart contract as asset checks)."""
 
-import datetime as dt
 
 import dagster as dg
 
@@ -27,10 +26,6 @@ SEVERITY = {"critical": dg.AssetCheckSeverity.ERROR, "warn": dg.AssetCheckSeveri
 _STORED_ELSEWHERE = ("ingest", "raw", "quality", "publish", "catalog")
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-
-
 @dg.asset(
     key=DRIFT_KEY, group_name="marts", deps=[*MARTS, *LANDING], kinds={"python", "duckdb"}, owners=[DATA_TEAM_OWNER],
     check_specs=[dg.AssetCheckSpec(name, asset=DRIFT_KEY, description=f"warn: no {kind.replace('_', ' ')} "
@@ -45,9 +40,9 @@ def drift_findings(context: dg.AssetExecutionContext, kpiwatch: KpiwatchResource
     from pipelines.quality.drift import detect, load_inputs, store_findings
 
     with connect(kpiwatch.warehouse) as con:
-        inputs = load_inputs(con, kpiwatch.reporting_date())
+        inputs = load_inputs(con, kpiwatch.reporting_date(context))
         findings = detect(inputs)
-        store_findings(con, context.run_id, inputs.as_of, _now(), findings)
+        store_findings(con, context.run_id, inputs.as_of, kpiwatch.run_now(context), findings)
     counts = {s: sum(1 for f in findings if f.severity == s) for s in ("info", "warning", "critical")}
     yield dg.MaterializeResult(asset_key=DRIFT_KEY, metadata={"findings": len(findings), **counts})
     for kind, name in DRIFT_CHECKS.items():
@@ -127,7 +122,8 @@ def build_publish_asset() -> dg.AssetsDefinition:
         dbt_checks = dbt_check_results(context)
         with connect(kpiwatch.warehouse) as con:
             findings = rows(con, "select * from quality.drift_findings where run_id = ?", [context.run_id])
-            report = publish(con, context.run_id, kpiwatch.reporting_date(), _now(), findings, dbt_checks)
+            report = publish(con, context.run_id, kpiwatch.reporting_date(context), kpiwatch.run_now(context), findings,
+                             dbt_checks)
         blocked = [d for d in report.decisions if not d.published]
         for d in blocked:
             context.log.warning(f"publication of {d.department_id} blocked: {d.reason}")

@@ -2,7 +2,6 @@
 and the auditor's report beside the warehouse (<warehouse dir>/reports/), and keeps the
 scorecard's data (publish.scorecard_snapshots) for `kpiwatch report --as-of DATE`."""
 
-import datetime as dt
 from pathlib import Path
 
 import dagster as dg
@@ -27,7 +26,7 @@ def scorecard(context: dg.AssetExecutionContext, kpiwatch: KpiwatchResource) -> 
     from pipelines.reporting.files import write_text_atomic
     from pipelines.reporting.scorecard import render, save_snapshot
 
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
+    now = kpiwatch.run_now(context)
     with connect(kpiwatch.warehouse) as con:
         data = save_snapshot(con, context.run_id, now)
     reports = kpiwatch.settings().reports_dir
@@ -53,7 +52,8 @@ def audit_report(context: dg.AssetExecutionContext, kpiwatch: KpiwatchResource) 
     suppressed, and the evidence behind each published figure."""
     from pipelines.reporting.audit import write_report
 
-    path, docs = write_report(Path(kpiwatch.warehouse), kpiwatch.settings().reports_dir / AUDIT_FILE, context.run_id)
+    path, docs = write_report(Path(kpiwatch.warehouse), kpiwatch.settings().reports_dir / AUDIT_FILE, context.run_id,
+                              generated_at=kpiwatch.run_now(context))
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(path)),
         "data_docs": dg.MetadataValue.path(str(docs)) if docs else "not built",

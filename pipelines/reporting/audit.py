@@ -37,7 +37,7 @@ def latest_run(con) -> str | None:
     return None
 
 
-def audit_data(con, run_id: str | None = None) -> dict:
+def audit_data(con, run_id: str | None = None, generated_at: dt.datetime | None = None) -> dict:
     if not exists(con, "quality", "check_results"):
         raise AuditError("the warehouse has no quality results yet: run `kpiwatch run` first")
     run_id = run_id or latest_run(con)
@@ -48,7 +48,11 @@ def audit_data(con, run_id: str | None = None) -> dict:
         known += con.execute("select count(*) from publish.decisions where run_id = ?", [run_id]).fetchone()[0]
     if not known:
         raise AuditError(f"run {run_id!r} is not in the warehouse")
-    d: dict = {"run_id": run_id, "generated_at": dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)}
+    if generated_at is None:
+        from pipelines.clock import system_now
+
+        generated_at = system_now()
+    d: dict = {"run_id": run_id, "generated_at": generated_at}
     settings = _rows(con, "select * from catalog.settings")
     d["as_of"] = settings[0]["as_of"] if settings else None
     d["catalog_name"] = settings[0].get("catalog_name") if settings else None
@@ -407,7 +411,8 @@ def _evidence(d: dict) -> str:
     return "".join(out)
 
 
-def write_report(warehouse: Path, out: Path, run_id: str | None = None, data_docs: bool = True) -> tuple[Path, Path | None]:
+def write_report(warehouse: Path, out: Path, run_id: str | None = None, data_docs: bool = True,
+                 generated_at: dt.datetime | None = None) -> tuple[Path, Path | None]:
     """Write the report (and Data Docs in `<out dir>/data_docs/`); return both paths."""
     from pipelines.warehouse import connect
 
@@ -415,7 +420,7 @@ def write_report(warehouse: Path, out: Path, run_id: str | None = None, data_doc
     out.parent.mkdir(parents=True, exist_ok=True)
     docs_index = None
     with connect(warehouse, read_only=True) as con:
-        d = audit_data(con, run_id)
+        d = audit_data(con, run_id, generated_at)
         if data_docs:
             from pipelines.quality.data_docs import build_data_docs
 

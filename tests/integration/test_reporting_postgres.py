@@ -22,11 +22,11 @@ import pytest
 
 from pipelines.warehouse import connect, dialect
 from tests.support.pg import fresh_database, pg_env
-from tests.support.quality_runs import quality_runs
+from tests.support.quality_runs import AFTER_RUNS, quality_runs
 from tests.support.warehouse_copy_postgres import copy_warehouse, environment
 
 pytestmark = pytest.mark.slow
-NOW = dt.datetime(2026, 11, 27, 8, 0)
+NOW = AFTER_RUNS  # after the fixture's runs, on the clock they were run with
 KPIWATCH = str(Path(sys.executable).parent / "kpiwatch")
 
 

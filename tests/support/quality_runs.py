@@ -10,7 +10,9 @@ Run 1: the demo as shipped. Run 2, on the same warehouse, after two new submissi
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import dagster as dg
@@ -19,16 +21,22 @@ from pipelines.config import Settings
 from pipelines.demo import write_demo
 
 _CACHE: dict = {}
+# The runs' clocks, pinned (pipelines/clock.py): what the runs store (landing, checks, alert
+# state, snapshots, ledger) is dated by these, whatever day the tests run. A test that acts
+# "after the runs" takes its time from AFTER_RUNS, never from the wall clock.
+RUN1_NOW = dt.datetime(2026, 11, 27, 7, 0)
+RUN2_NOW = dt.datetime(2026, 11, 27, 7, 10)
+AFTER_RUNS = dt.datetime(2026, 11, 27, 8, 0)
 NOVEMBER_CLAIMANTS = 52000.0  # October was about 36,900: far outside the KPI's own history
 # Data values reach the HTML report: this one must come out as text, never as markup.
 HOSTILE_NOTE = '<script>alert("kpiwatch")</script> & <b>checked</b>'
 
 
 
-def materialize_all(settings: Settings, instance) -> dg.ExecuteInProcessResult:
+def materialize_all(settings: Settings, instance, now: dt.datetime | None = None) -> dg.ExecuteInProcessResult:
     from pipelines.definitions import build_definitions
 
-    defs = build_definitions(settings)
+    defs = build_definitions(replace(settings, now=now) if now else settings)
     return dg.materialize(list(defs.assets), resources=defs.resources, instance=instance, raise_on_error=False)
 
 
@@ -73,9 +81,9 @@ def quality_runs(tmp_path_factory) -> dict:
             del os.environ[k]
         os.environ.update(settings.export())
         with dg.DagsterInstance.ephemeral() as instance:
-            first = materialize_all(settings, instance)
+            first = materialize_all(settings, instance, RUN1_NOW)
             plant_run2_files(data)
-            second = materialize_all(settings, instance)
+            second = materialize_all(settings, instance, RUN2_NOW)
     finally:
         os.environ.clear()
         os.environ.update(saved)
