@@ -76,12 +76,33 @@ class LinkConfig:
 
 
 def _truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """`text` cut to `limit` characters with an ellipsis, never inside an escaped entity
+    (``&amp;`` cut to ``&am`` would show a stray ``&`` and break Slack's parsing)."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    amp = cut.rfind("&", max(0, len(cut) - 4))
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"
 
 
 def escape_mrkdwn(text: str) -> str:
-    """Slack's required escaping for user text inside mrkdwn (``&``, ``<``, ``>``)."""
+    """Slack's required escaping for user text inside mrkdwn and the top-level `text`
+    (``&``, ``<``, ``>``): the one escaping function for everything kpiwatch sends to Slack."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def unescape_mrkdwn(text: str) -> str:
+    """The reverse of `escape_mrkdwn`, for showing a Slack `text` on a console."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def slack_text(message: Message) -> str:
+    """The top-level `text` of a Slack message: the plain fallback, escaped like the blocks
+    (Slack parses it as mrkdwn: a KPI name or a column header holding ``<!channel>`` must not
+    notify anyone), then cut to Slack's limit without splitting an entity."""
+    return _truncate(escape_mrkdwn(fallback_text(message)), FALLBACK_TEXT_MAX)
 
 
 def _link(url: str | None, label: str) -> str | None:
@@ -310,7 +331,7 @@ def format_message(message: Message, links: LinkConfig | None = None) -> dict[st
     """Keyword arguments for ``WebClient.chat_postMessage``: channel, text (fallback), blocks."""
     links = links or LinkConfig()
     blocks = digest_blocks(message.digest, links) if message.digest is not None else alert_blocks(message, links)
-    return {"channel": message.channel, "text": fallback_text(message), "blocks": blocks}
+    return {"channel": message.channel, "text": slack_text(message), "blocks": blocks}
 
 
 def slack_message(notification: Notification, links: LinkConfig | None = None) -> dict[str, Any]:
@@ -328,6 +349,8 @@ def rerouted_payload(payload: Mapping[str, Any], fallback_channel: str, error: s
     return {
         **payload,
         "channel": fallback_channel,
-        "text": _truncate(f"[undeliverable to {original}: {error}] {payload.get('text', '')}", FALLBACK_TEXT_MAX),
+        # payload["text"] is escaped already; what is added here is escaped now.
+        "text": _truncate(f"[undeliverable to {escape_mrkdwn(str(original))}: {escape_mrkdwn(error)}] "
+                          f"{payload.get('text', '')}", FALLBACK_TEXT_MAX),
         "blocks": blocks[:MAX_BLOCKS],
     }

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import IO, Any, Callable, Mapping
 from urllib.error import URLError
 
-from alerts.formatting import console_line
+from alerts.formatting import console_line, unescape_mrkdwn
 from alerts.model import Notification
 
 SLACK_TOKEN_ENV = "SLACK_BOT_TOKEN"
@@ -130,7 +130,7 @@ class LocalSink:
             tag = note.get("console") or f"{note.get('severity', '')} {note.get('title', '')}"
             lines.append((note.get("severity"), note.get("event"), mark + tag))
         if not out.notifications:
-            lines.append((None, "digest", mark + f"digest    -> {out.channel}: {out.payload.get('text', '')}"))
+            lines.append((None, "digest", mark + f"digest    -> {out.channel}: {unescape_mrkdwn(out.payload.get('text', ''))}"))
         for severity, event, line in lines:
             if self.stream is not None:
                 self.stream.write(line + "\n")

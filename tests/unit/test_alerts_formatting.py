@@ -164,6 +164,51 @@ def test_escaping_limits_and_determinism():
     assert "\n" not in fallback_text(Message("U0ANN", (alert_note,))) and "\n" not in console_line(alert_note)
 
 
+HOSTILE = "<!channel> <@U0BOSS> <https://evil.example|click> & <#C0ALL>"
+
+
+def _strings(value):
+    """Every string Slack parses as markup in a payload, however deep: `plain_text` objects
+    (the header) are shown as written and never parsed for mentions, so they are left out."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        if value.get("type") == "plain_text":
+            return
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def test_data_borne_slack_markup_is_escaped_in_text_and_every_block():
+    # Regression: the blocks were escaped but the top-level `text` (notifications, previews,
+    # screen readers) carried a KPI name's `<!channel>` raw, and Slack parses it.
+    single = note(title=f"KPI {HOSTILE} is red", text=f"column {HOSTILE} changed", fields={HOSTILE: HOSTILE},
+                  note=HOSTILE)
+    group = Message("#health", (single, note(channel="#health", title=f"Other {HOSTILE}", subject="other")))
+    for message in (slack_message(single, LINKS), format_message(group, LINKS),
+                    rerouted_payload(slack_message(single, LINKS), "#fallback", f"bad {HOSTILE}")):
+        assert "&lt;!channel&gt;" in message["text"]
+        for text in _strings({k: v for k, v in message.items() if k != "channel"}):
+            for raw in ("<!channel>", "<@U0BOSS>", "<https://evil.example|click>", "<#C0ALL>"):
+                assert raw not in text, (raw, text)
+    # The console shows the text as written.
+    assert "<!channel>" in fallback_text(Message("U0ANN", (single,)))
+
+
+@pytest.mark.parametrize("filler", [298, 299, 300, 301, 302, 303])
+def test_truncation_never_cuts_an_escaped_entity(filler):
+    # Regression: escaping before cutting could end a text with `&am…` (a stray `&`).
+    message = slack_message(note(title="t", text="x" * filler + "&" * 50 + "<" * 50), LINKS)
+    for text in _strings(message):
+        tail = text[-6:]
+        if text.endswith("…") and "&" in tail:
+            assert tail[tail.rindex("&"):].startswith(("&amp;", "&lt;", "&gt;")), text[-12:]
+    assert len(message["text"]) <= 3000
+
+
 def test_a_rerouted_payload_says_where_it_could_not_go():
     payload = rerouted_payload(slack_message(note(), LINKS), "#kpiwatch-alerts", "channel_not_found")
     assert payload["channel"] == "#kpiwatch-alerts"
