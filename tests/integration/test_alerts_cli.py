@@ -134,3 +134,21 @@ def test_digest_once_per_week(settings, slack):
     assert len(slack.messages) == 4
     dry = kpiwatch("digest", "--dry-run")
     assert "→ U0ANN: Weekly KPI digest for Ann Owner" in dry.output and len(slack.messages) == 4
+
+
+def test_kpiwatch_now_pins_the_clock_of_a_command(settings, monkeypatch):
+    # A silence's start, its activity and `--until` read the command's one clock: pinned here,
+    # the outcome is the same whatever day the tests run.
+    monkeypatch.setenv("KPIWATCH_NOW", "2026-11-20T09:00")
+    added = kpiwatch("silence", "add", "--kpi", "bus_punctuality", "--until", "2026-11-30", "--reason", "works")
+    assert added.exit_code == 0, added.output
+    [s] = json.loads(kpiwatch("silence", "list", "--format", "json").output)
+    assert (s["created_at"], s["active"]) == ("2026-11-20T09:00:00", True)
+    monkeypatch.setenv("KPIWATCH_NOW", "2026-12-02")  # after its end: no longer active
+    assert json.loads(kpiwatch("silence", "list", "--format", "json").output) == []
+    [s] = json.loads(kpiwatch("silence", "list", "--all", "--format", "json").output)
+    assert s["active"] is False
+    monkeypatch.setenv("KPIWATCH_NOW", "tomorrow")
+    bad = kpiwatch("silence", "list")
+    assert bad.exit_code == 2 and "KPIWATCH_NOW: 'tomorrow' is not a date" in bad.output
+    assert "Traceback" not in bad.output

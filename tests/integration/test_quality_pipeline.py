@@ -173,3 +173,22 @@ def test_status_shows_trust_beside_status_with_the_reason(runs):
     table = cli("status", "--warehouse", str(runs["wh"])).stdout
     assert "anomalous claimant_count: kpi outlier (critical)" in table
     assert "stale rtt_18_weeks: publication blocked in this run" in table
+
+
+def test_every_time_a_run_stores_is_its_one_clock(runs):
+    # Regression: stages read the wall clock each on their own, so a fixture's runs were dated by
+    # the day the tests ran and a test comparing them with a fixed time failed from 27 Nov 2026.
+    from tests.support.quality_runs import RUN1_NOW, RUN2_NOW
+
+    stamped = {  # table -> its time column, each row carrying the run id
+        "raw.batches": "loaded_at", "quality.check_results": "checked_at", "quality.drift_findings": "detected_at",
+        "publish.decisions": "decided_at", "publish.scorecard_snapshots": "taken_at", "ledger.runs": "recorded_at",
+        "alerting.outbox": "created_at",
+    }
+    for run, now in ((runs["first"], RUN1_NOW), (runs["second"], RUN2_NOW)):
+        for table, column in stamped.items():
+            seen = rows(runs["wh"], f"select distinct {column} as t from {table} where run_id = ?", [run.run_id])
+            assert [r["t"] for r in seen] == [now], (table, column)
+    # The outbox was sent by the run that queued it, on the same clock.
+    sent = rows(runs["wh"], "select distinct sent_at from alerting.outbox where run_id = ?", [runs["first"].run_id])
+    assert [r["sent_at"] for r in sent] == [RUN1_NOW]
