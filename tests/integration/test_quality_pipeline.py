@@ -180,8 +180,20 @@ def test_every_time_a_run_stores_is_its_one_clock(runs):
     # the day the tests ran and a test comparing them with a fixed time failed from 27 Nov 2026.
     from tests.support.quality_runs import RUN1_NOW, RUN2_NOW
 
+    for run, now in ((runs["first"], RUN1_NOW), (runs["second"], RUN2_NOW)):
+        # A run's batches are stamped its now plus their arrival order within their source, in
+        # microseconds (the later file of one drop is the later revision).
+        loaded = rows(runs["wh"], "select source_id, loaded_at from raw.batches where run_id = ? "
+                      "order by source_id, loaded_at", [run.run_id])
+        assert loaded
+        for source in {r["source_id"] for r in loaded}:
+            offsets = [r["loaded_at"] - now for r in loaded if r["source_id"] == source]
+            assert offsets == [dt.timedelta(microseconds=i) for i in range(len(offsets))], source
+        # A batch's checks carry its stamp.
+        checked = rows(runs["wh"], "select distinct checked_at from quality.check_results where run_id = ?", [run.run_id])
+        assert checked and all(now <= r["checked_at"] < now + dt.timedelta(milliseconds=1) for r in checked)
     stamped = {  # table -> its time column, each row carrying the run id
-        "raw.batches": "loaded_at", "quality.check_results": "checked_at", "quality.drift_findings": "detected_at",
+        "quality.drift_findings": "detected_at",
         "publish.decisions": "decided_at", "publish.scorecard_snapshots": "taken_at", "ledger.runs": "recorded_at",
         "alerting.outbox": "created_at",
     }
