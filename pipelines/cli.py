@@ -143,6 +143,9 @@ class _Progress(logging.Handler):
         if event is None:
             if record.levelno >= logging.ERROR and meta:
                 self.console.print(f"  [red]{meta.get('step_key') or ''}: {escape(meta.get('orig_message', record.getMessage()))}[/]")
+            elif record.levelno == logging.WARNING and meta and (meta.get("step_key") or "").startswith("ingest__"):
+                # An ingest step's named no-op (e.g. a second copy of a file in one drop).
+                self.console.print(f"  [yellow]{meta.get('step_key')}: {escape(meta.get('orig_message', record.getMessage()))}[/]")
             return
         kind, step = event.event_type_value, event.step_key
         if kind == "STEP_START":

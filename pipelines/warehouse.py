@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -34,6 +35,19 @@ PG_ENV = {
 
 class WarehouseBusy(RuntimeError):
     pass
+
+
+def is_warehouse_failure(exc: BaseException) -> bool:
+    """A failure of the warehouse itself (busy, I/O, out of memory, connection lost), as opposed
+    to one caused by a source's data: ingest contains the latter per file and lets these stop
+    the step."""
+    duck = (duckdb.IOException, duckdb.ConnectionException, duckdb.FatalException, duckdb.InterruptException,
+            duckdb.OutOfMemoryException, duckdb.PermissionException, duckdb.TransactionException,
+            duckdb.InternalException)
+    if isinstance(exc, (WarehouseBusy, KeyboardInterrupt, SystemExit) + duck):
+        return True
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, psycopg.OperationalError)
 
 
 class WarehouseConfigError(ValueError):

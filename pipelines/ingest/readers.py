@@ -193,9 +193,11 @@ def _read_parquet(path: Path) -> tuple[list[str], list[dict[str, object]]]:
     return header, table.to_pylist()
 
 
-def read_file_batches(source: dict, data_dir: Path, seen_sha256: set[str]) -> Iterator[RawBatch]:
-    """Yield one batch per file in the source's drop folder not ingested before (by sha256)."""
-    for path in source_files(source, data_dir):
+def read_file_batches(source: dict, data_dir: Path, seen_sha256: set[str],
+                      paths: list[Path] | None = None) -> Iterator[RawBatch]:
+    """Yield one batch per file in the source's drop folder not ingested before (by sha256);
+    with `paths`, of those files only (landing reads one file at a time, each contained)."""
+    for path in source_files(source, data_dir) if paths is None else paths:
         sha = _sha256_file(path)
         if sha in seen_sha256:
             continue
