@@ -19,6 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.catalog.loader import Catalog
+from pipelines.ingest.bounds import check_workbook
 from pipelines.ingest.fastparse import parse_batch
 from pipelines.ingest.parsing import expand_wide, required_columns
 from pipelines.ingest.readers import (RawBatch, SourceError, _sha256_file, read_batches, read_file_batches,
@@ -46,6 +47,17 @@ PRE_SUITE_CHECKS = ("not_empty", "schema_contract", "columns_present", "values_p
 # memory at once (a source of 36 monthly files of 35,000 rows held 1.3 million dicts).
 FILE_KINDS = ("csv", "excel", "parquet")
 PARSED_COLUMNS = ["kpi_id", "org_id", "period", "value", "numerator", "denominator", "target"]
+
+
+# A quarantine row's detail is capped: a file of 16,384 columns would otherwise repeat a 447 KB
+# list of its columns in every row (the row itself is kept whole in `record`).
+MAX_DETAIL = 1000
+
+
+def cap_detail(detail: str | None) -> str | None:
+    if detail is None or len(detail) <= MAX_DETAIL:
+        return detail
+    return detail[:MAX_DETAIL] + f"… ({len(detail) - MAX_DETAIL:,} more characters)"
 
 
 @dataclass
@@ -284,7 +296,8 @@ def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, o
         if quarantine:
             con.executemany(
                 "insert into raw.quarantine values (?, ?, ?, ?, ?, ?, ?, ?)",
-                [[batch_id, source["id"], dept, n, reason, detail, record, now] for n, reason, detail, record in quarantine],
+                [[batch_id, source["id"], dept, n, reason, cap_detail(detail), record, now]
+                 for n, reason, detail, record in quarantine],
             )
         con.executemany(
             "insert into quality.check_results values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -334,6 +347,8 @@ def one_line(text: str, limit: int = MAX_FAILURE_TEXT) -> str:
 def describe_failure(exc: BaseException) -> str:
     """What went wrong reading or landing one file or query, in the user's terms."""
     text = str(exc).strip()
+    if isinstance(exc, SourceError):
+        return text
     if isinstance(exc, csv.Error) and "field larger than field limit" in text:
         return (f"a field is longer than {csv.field_size_limit():,} characters "
                 "(an unclosed quote runs to the end of the file?)")
@@ -446,7 +461,12 @@ def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.dat
     for path in paths:
         rel = one_line(_relative(path, data_dir))
         try:
-            batches = list(read_file_batches(source, data_dir, seen, paths=[path]))
+            if source["kind"] == "excel" and _sha256_file(path) in seen:
+                batches = []  # landed before: the reader would skip it too
+            else:
+                if source["kind"] == "excel":
+                    check_workbook(path, source)  # bounded before the reader holds any of it
+                batches = list(read_file_batches(source, data_dir, seen, paths=[path]))
         except Exception as exc:  # the reader failed on this file: refuse it by name
             cause = one_line(f"{rel}: {describe_failure(exc)}")
             try:

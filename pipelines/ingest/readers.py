@@ -279,7 +279,10 @@ def read_sql_batch(source: dict, data_dir: Path, environ: dict[str, str], seen_s
     stmt = _sql_query(source, watermark)
     try:
         with engine.connect() as conn:
-            result = conn.execute(stmt)
+            from pipelines.ingest.bounds import fetch_rows, limit_statement_time
+
+            limit_statement_time(conn, source)  # a locked table or a runaway query ends, named
+            result = conn.execution_options(stream_results=True, yield_per=fetch_rows(source)).execute(stmt)
             columns = list(result.keys())
             rows = [dict(zip(columns, r)) for r in result]
     except sa.exc.SQLAlchemyError as exc:
