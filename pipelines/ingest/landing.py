@@ -27,6 +27,7 @@ from pipelines.ingest.readers import (RawBatch, SourceError, _sha256_file, read_
 from pipelines.quality.contracts import compare_schema, contract_columns, infer_schema, source_suite_name
 from pipelines.quality.gx_validation import ExpectationOutcome, validate_frame
 from pipelines.quality.store import ensure_quality
+from pipelines.text import one_line
 from pipelines.warehouse import ensure_landing, insert_frame, is_warehouse_failure
 
 # Above this share of rejected rows a batch is not trusted (critical): a file that is mostly
@@ -106,6 +107,9 @@ class BatchReport:
 
     def message(self) -> str:
         """One line for the user: the file (or query) and what happened to its rows."""
+        return one_line(self._message(), None)
+
+    def _message(self) -> str:
         where = self.source_file or f"query {self.batch_id}"
         if self.problem and not self.rows_accepted:
             problem = self.problem.removeprefix(f"{self.source_file}: ") if self.source_file else self.problem
@@ -333,15 +337,6 @@ def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, o
 
 # batch_id of the check result recorded when a source cannot be read at all (no batch exists).
 SOURCE_ERROR_BATCH = "source-error@"
-# A contained failure's text is kept to this many characters (it is stored and shown on one line).
-MAX_FAILURE_TEXT = 300
-
-
-def one_line(text: str, limit: int = MAX_FAILURE_TEXT) -> str:
-    """Text from a file name, a cell or an exception as one printable line: control characters
-    (a newline in a file name would forge a line of output) shown as escapes, and capped."""
-    out = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(text))
-    return out if len(out) <= limit else out[:limit - 1] + "…"
 
 
 def describe_failure(exc: BaseException) -> str:
@@ -459,7 +454,7 @@ def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.dat
         return report
     landed_here: dict[str, tuple[str, int]] = {}  # sha256 -> (file, size) landed in this run
     for path in paths:
-        rel = one_line(_relative(path, data_dir))
+        rel = _relative(path, data_dir)
         try:
             if source["kind"] == "excel" and _sha256_file(path) in seen:
                 batches = []  # landed before: the reader would skip it too
@@ -505,4 +500,5 @@ def _note_duplicate(path, rel: str, landed_here: dict[str, tuple[str, int]], rep
     except OSError:
         return
     if sha in landed_here:
-        report.notes.append(f"{rel}: identical to {landed_here[sha][0]} (same sha256) landed in this run; nothing more landed")
+        report.notes.append(one_line(f"{rel}: identical to {landed_here[sha][0]} (same sha256) landed in this run; "
+                                     "nothing more landed", None))

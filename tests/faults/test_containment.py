@@ -228,7 +228,8 @@ def test_a_file_removed_between_listing_and_reading_is_named_and_read_next_run(t
 
 
 def test_failure_texts_are_one_printable_line():
-    from pipelines.ingest.landing import describe_failure, one_line
+    from pipelines.ingest.landing import describe_failure
+    from pipelines.text import one_line
 
     assert one_line("a\nb\x1b[31mc") == "a\\nb\\x1b[31mc"
     assert len(one_line("x" * 5000)) == 300
