@@ -151,12 +151,36 @@ def _json(record: dict) -> str:
     return json.dumps(record, default=str, ensure_ascii=False)
 
 
+# A period this many years before both the KPI's baseline and the source's landed history is not
+# plausible (a 1900-01 typo): quarantined as period_out_of_range rather than landed, where it
+# would make every month since then a missing submission.
+PLAUSIBLE_HISTORY_YEARS = 10
+
+
+def period_floor(kpi: dict | None, history_start: dt.date | None) -> dt.date | None:
+    """The earliest plausible period of a KPI's rows: PLAUSIBLE_HISTORY_YEARS before the earlier
+    of its baseline date and the source's first landed period (None: nothing to judge by)."""
+    known = [d for d in (history_start, _baseline_date(kpi)) if d is not None]
+    if not known:
+        return None
+    first = min(known)
+    return dt.date(first.year - PLAUSIBLE_HISTORY_YEARS, first.month, 1)
+
+
+def _baseline_date(kpi: dict | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(str(kpi["baseline"]["date"]))
+    except (TypeError, KeyError, ValueError):
+        return None
+
+
 def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.date,
-                  schema: SchemaVerdict | None = None, gx_results: list | None = None):
+                  schema: SchemaVerdict | None = None, gx_results: list | None = None,
+                  history_start: dt.date | None = None):
     """Pure step: a raw batch -> (accepted frame indexed by row number, quarantine rows, outcomes).
 
     `schema` (from check_schema) is the batch's schema verdict; GX validation results (JSON) are
-    appended to `gx_results` when given."""
+    appended to `gx_results` when given; `history_start` is the source's first landed period."""
     kpis = {k: catalog.kpis[k] for k in catalog.kpis_of_source(source["id"])}
     numbered = list(enumerate(batch.records, start=1))
     cells = dict(numbered)  # record (or cell) number -> record
@@ -227,6 +251,17 @@ def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.dat
     frame = pd.DataFrame(parsed, index=rows, columns=PARSED_COLUMNS)
     for col in ("value", "numerator", "denominator", "target"):
         frame[col] = frame[col].astype("float64")
+    early = []
+    floors = {k: period_floor(kpis.get(k), history_start) for k in frame["kpi_id"].unique()}
+    for n, kpi_id, period in zip(frame.index, frame["kpi_id"], frame["period"]):
+        floor = floors.get(kpi_id)
+        if floor is not None and period is not None and period < floor:
+            early.append(n)
+            quarantine.append((n, "period_out_of_range", f"period {period.isoformat()} is more than "
+                               f"{PLAUSIBLE_HISTORY_YEARS} years before the KPI's baseline and the source's "
+                               f"history (earliest plausible {floor.isoformat()})", _json(cells[n])))
+    if early:
+        frame = frame.drop(index=early)
     if len(frame):
         gx_outcomes = validate_frame(frame, {"known_kpi_ids": sorted(kpis), "as_of": as_of},
                                      source_suite_name(source["id"]), gx_results)
@@ -394,6 +429,9 @@ def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.dat
         "select max(watermark) from raw.batches where source_id = ? and watermark is not null", [source_id]
     ).fetchone()[0]
     previous = _previous_schema(con, source_id)
+    history_start = con.execute("select min(period) from raw.observations where source_id = ?", [source_id]).fetchone()[0]
+    if isinstance(history_start, dt.datetime):
+        history_start = history_start.date()
     seq = 0
 
     def land_one(batch: RawBatch) -> None:
@@ -406,7 +444,7 @@ def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.dat
         try:
             schema = check_schema(batch, source_id, previous) if not batch.error and batch.records else None
             gx_results: list = []
-            frame, quarantine, outcomes = process_batch(batch, source, catalog, as_of, schema, gx_results)
+            frame, quarantine, outcomes = process_batch(batch, source, catalog, as_of, schema, gx_results, history_start)
             landed = _land(con, batch, source, frame, quarantine, outcomes, run_id, loaded_at, schema, gx_results)
         except Exception as exc:  # contained: the batch is refused whole, with the cause named
             if is_warehouse_failure(exc):
