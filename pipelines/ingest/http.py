@@ -43,7 +43,7 @@ def _redact(url: str) -> str:
 # Bounds (docs/sources.md): a response may not exceed `max_response_mb`; one request, headers to
 # last byte, may not take longer than `timeout_seconds` (a body dripping one byte at a time
 # never trips a socket timeout alone); all pages and retries of one read share `deadline_seconds`.
-DEFAULT_MAX_RESPONSE_MB = 200
+DEFAULT_MAX_RESPONSE_MB = 100
 DEFAULT_DEADLINE_SECONDS = 900
 CHUNK = 1 << 16
 
