@@ -15,6 +15,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -176,11 +177,12 @@ def _baseline_date(kpi: dict | None) -> dt.date | None:
 
 def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.date,
                   schema: SchemaVerdict | None = None, gx_results: list | None = None,
-                  history_start: dt.date | None = None):
+                  history_start: dt.date | Callable[[], dt.date | None] | None = None):
     """Pure step: a raw batch -> (accepted frame indexed by row number, quarantine rows, outcomes).
 
     `schema` (from check_schema) is the batch's schema verdict; GX validation results (JSON) are
-    appended to `gx_results` when given; `history_start` is the source's first landed period."""
+    appended to `gx_results` when given; `history_start` is the source's first landed period (or a
+    function returning it)."""
     kpis = {k: catalog.kpis[k] for k in catalog.kpis_of_source(source["id"])}
     numbered = list(enumerate(batch.records, start=1))
     cells = dict(numbered)  # record (or cell) number -> record
@@ -252,10 +254,20 @@ def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.dat
     for col in ("value", "numerator", "denominator", "target"):
         frame[col] = frame[col].astype("float64")
     early = []
-    floors = {k: period_floor(kpis.get(k), history_start) for k in frame["kpi_id"].unique()}
+    # The source's history is looked up only when a row is earlier than its baseline allows (a
+    # KPI's floor can only move earlier with the history), so most batches never query it.
+    history = history_start if callable(history_start) else (lambda: history_start)
+    floors: dict[str, dt.date | None] = {}
     for n, kpi_id, period in zip(frame.index, frame["kpi_id"], frame["period"]):
-        floor = floors.get(kpi_id)
-        if floor is not None and period is not None and period < floor:
+        if period is None:
+            continue
+        floor = period_floor(kpis.get(kpi_id), None)
+        if floor is not None and period >= floor:
+            continue
+        if kpi_id not in floors:
+            floors[kpi_id] = period_floor(kpis.get(kpi_id), history())
+        floor = floors[kpi_id]
+        if floor is not None and period < floor:
             early.append(n)
             quarantine.append((n, "period_out_of_range", f"period {period.isoformat()} is more than "
                                f"{PLAUSIBLE_HISTORY_YEARS} years before the KPI's baseline and the source's "
@@ -429,9 +441,15 @@ def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.dat
         "select max(watermark) from raw.batches where source_id = ? and watermark is not null", [source_id]
     ).fetchone()[0]
     previous = _previous_schema(con, source_id)
-    history_start = con.execute("select min(period) from raw.observations where source_id = ?", [source_id]).fetchone()[0]
-    if isinstance(history_start, dt.datetime):
-        history_start = history_start.date()
+    known: list = []
+
+    def history_start() -> dt.date | None:
+        """The source's first landed period (queried once, when a row needs it)."""
+        if not known:
+            first = con.execute("select min(period) from raw.observations where source_id = ?", [source_id]).fetchone()[0]
+            known.append(first.date() if isinstance(first, dt.datetime) else first)
+        return known[0]
+
     seq = 0
 
     def land_one(batch: RawBatch) -> None:
