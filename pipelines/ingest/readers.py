@@ -284,7 +284,7 @@ def read_sql_batch(source: dict, data_dir: Path, environ: dict[str, str], seen_s
             limit_statement_time(conn, source)  # a locked table or a runaway query ends, named
             result = conn.execution_options(stream_results=True, yield_per=fetch_rows(source)).execute(stmt)
             columns = list(result.keys())
-            rows = [dict(zip(columns, r)) for r in result]
+            rows, digest = _hashed_rows(columns, result)
     except sa.exc.SQLAlchemyError as exc:
         orig = getattr(exc, "orig", None) or exc
         first = str(orig).splitlines()[0] if str(orig) else ""
@@ -293,8 +293,7 @@ def read_sql_batch(source: dict, data_dir: Path, environ: dict[str, str], seen_s
         engine.dispose()
     if not rows and watermark is not None:
         return  # nothing new since the last watermark
-    canonical = json.dumps([columns, [[_jsonable(r[c]) for c in columns] for r in rows]], sort_keys=False)
-    sha = hashlib.sha256(canonical.encode()).hexdigest()
+    sha = digest.hexdigest()
     if sha in seen_sha256:
         return
     shown = str(stmt.compile(engine))
@@ -307,6 +306,20 @@ def read_sql_batch(source: dict, data_dir: Path, environ: dict[str, str], seen_s
         values = [r[key] for r in rows if key and r[key] is not None]
         new_wm = str(_jsonable(max(values))) if values else watermark
     yield RawBatch(source["id"], None, sha, shown, columns, rows, watermark=new_wm)
+
+
+def _hashed_rows(columns: list[str], result) -> tuple[list[dict], "hashlib._Hash"]:
+    """The result's rows, and the sha256 of json.dumps([columns, [[value per column] per row]])
+    computed as they stream in, without building that text (the same bytes, so the same batch
+    identity as before)."""
+    digest = hashlib.sha256(("[" + json.dumps(columns) + ", [").encode())
+    rows: list[dict] = []
+    for r in result:
+        rec = dict(zip(columns, r))
+        digest.update(((", " if rows else "") + json.dumps([_jsonable(rec[c]) for c in columns])).encode())
+        rows.append(rec)
+    digest.update(b"]]")
+    return rows, digest
 
 
 def _no_secrets(text: str, url: str) -> str:

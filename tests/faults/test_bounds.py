@@ -197,3 +197,22 @@ def test_a_wide_file_quarantine_detail_is_capped(tmp_path):
         [(detail, record)] = con.execute("select detail, record from raw.quarantine").fetchall()
     assert len(detail) < MAX_DETAIL + 40 and detail.endswith("more characters)")
     assert record.count("column_") == 16_384  # the row itself is kept whole
+
+
+def test_a_sql_result_is_hashed_as_it_streams_with_the_same_batch_identity():
+    # Regression guard: the streamed hash must equal the hash of the whole result's JSON text
+    # that earlier releases stored, or every unchanged SQL source would land again once.
+    import decimal
+    import hashlib
+    import json
+
+    from pipelines.ingest.readers import _hashed_rows, _jsonable
+
+    cols = ["a", "b", "a", "ü"]
+    data = [(1, dt.date(2020, 1, 1), "x", decimal.Decimal("1.50")), (None, dt.datetime(2021, 2, 3, 4, 5), 'é"\n', b"\x01")]
+    for given in (data, []):
+        rows, digest = _hashed_rows(cols, iter(given))
+        whole = [dict(zip(cols, r)) for r in given]
+        text = json.dumps([cols, [[_jsonable(r[c]) for c in cols] for r in whole]], sort_keys=False)
+        assert digest.hexdigest() == hashlib.sha256(text.encode()).hexdigest()
+        assert rows == whole
