@@ -17,13 +17,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipelines.config import Settings
+from pipelines.text import one_line
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="kpiwatch: watch a data roadmap's KPIs, their data quality, targets and milestones.")
 # Outside a terminal (logs, CI, pipes) rich would wrap at 80 columns: use a wide page instead.
 _WIDTH = None if sys.stdout.isatty() else 160
 out = Console(highlight=False, width=_WIDTH, soft_wrap=False)
-err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160, soft_wrap=True)
 
 # Exit codes a scheduler can act on (documented in the README).
 EXIT_OK, EXIT_RUN_FAILED, EXIT_CONFIG, EXIT_BUSY = 0, 1, 2, 3
@@ -143,6 +144,9 @@ class _Progress(logging.Handler):
         if event is None:
             if record.levelno >= logging.ERROR and meta:
                 self.console.print(f"  [red]{meta.get('step_key') or ''}: {escape(meta.get('orig_message', record.getMessage()))}[/]")
+            elif record.levelno == logging.WARNING and meta and (meta.get("step_key") or "").startswith("ingest__"):
+                # An ingest step's named no-op (e.g. a second copy of a file in one drop).
+                self.console.print(f"  [yellow]{meta.get('step_key')}: {escape(meta.get('orig_message', record.getMessage()))}[/]")
             return
         kind, step = event.event_type_value, event.step_key
         if kind == "STEP_START":
@@ -228,7 +232,7 @@ def run(
     # be reached is a one-line error (exit 2, from main) before anything is prepared.
     held = contextlib.ExitStack()
     try:
-        held.enter_context(run_lock())
+        held.enter_context(run_lock(s.warehouse))
     except WarehouseBusy as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_BUSY)
@@ -326,7 +330,8 @@ def _print_trust_reasons(kpis: list[dict]) -> None:
     for k in kpis:
         if k["data_trust"] != "trusted":
             trust = k["data_trust"]
-            out.print(f"  [{TRUST_STYLE.get(trust, '')}]{trust}[/] {k['kpi_id']}: {escape(k.get('data_trust_reason') or '')}")
+            out.print(f"  [{TRUST_STYLE.get(trust, '')}]{trust}[/] {k['kpi_id']}: {escape(one_line(k.get('data_trust_reason') or '', None))}",
+                      soft_wrap=True)
 
 
 def _print_summary(s: Settings, run_id: str) -> None:
@@ -356,8 +361,8 @@ def _print_summary(s: Settings, run_id: str) -> None:
     _print_trust_reasons(attention)
     for p in sm["publication"]:
         if not p["published"]:
-            out.print(f"  [red]publication blocked[/] {p['department_id']}: {escape(p['reason'])} "
-                      "(previously published figures stay, marked stale)")
+            out.print(f"  [red]publication blocked[/] {p['department_id']}: {escape(one_line(p['reason'], None))} "
+                      "(previously published figures stay, marked stale)", soft_wrap=True)
     ms = [m for m in sm["milestones"] if m["state"] in ("missed", "at_risk")]
     out.print("[bold]Milestones[/]: " + ", ".join(f"{st} {sum(m['state'] == st for m in sm['milestones'])}"
                                                  for st in ("met", "missed", "at_risk", "upcoming")))
@@ -383,14 +388,15 @@ def _print_summary(s: Settings, run_id: str) -> None:
     out.print(f"[bold]Rows[/] this run: {rows_in} in, {landed} landed, {quarantined} quarantined "
               f"from {len(sm['batches'])} new batch(es)")
     for q in sm["quarantine"]:
-        out.print(f"  quarantined {q['rows']} × {q['reason']} ({q['source_id']}: {q['source_file']})"
-                  + (f" — {q['problem'].removeprefix(q['source_file'] + ': ')}" if q["problem"] else ""), markup=False)
+        out.print(one_line(f"  quarantined {q['rows']} × {q['reason']} ({q['source_id']}: {q['source_file']})"
+                           + (f" — {q['problem'].removeprefix(str(q['source_file']) + ': ')}" if q["problem"] else ""),
+                           None), markup=False, soft_wrap=True)
     with connect(s.warehouse, read_only=True) as con:
         restated = restatements(con, run_id)
     if restated:
         out.print(f"[bold]Restated[/] by this run's batches: {len(restated)} published figure(s)")
         for r in restated[:10]:
-            out.print("  " + _restatement_line(r), markup=False)
+            out.print("  " + one_line(_restatement_line(r), None), markup=False, soft_wrap=True)
     passed = sum(c["batches"] for c in sm["checks"] if c["success"])
     failed = [c for c in sm["checks"] if not c["success"]]
     out.print(f"[bold]Checks[/] this run: {passed} passed, {sum(c['batches'] for c in failed)} failed"
@@ -404,13 +410,13 @@ def _print_summary(s: Settings, run_id: str) -> None:
               + f", {len(sm['drift']) - len(drift)} info")
     for f in drift:
         colour = "red" if f["severity"] == "critical" else "yellow"
-        out.print(f"  [{colour}]{f['severity']}[/] {f['kind']}: {escape(f['detail'])}")
+        out.print(f"  [{colour}]{f['severity']}[/] {f['kind']}: {escape(one_line(f['detail'], None))}", soft_wrap=True)
     sent = len({a["fingerprint"] for a in sm["alerts"] if a["outcome"] == "sent"})
     failed = len({a["fingerprint"] for a in sm["alerts"] if a["outcome"] == "failed"})
     out.print(f"[bold]Alerts[/] this run: {sent} sent, {failed} failed, {len(sm['firing'])} firing in total")
     for a in sm["alerts"]:
         line = f"  {a['outcome']} [{a['severity']}] {a['summary']} ({a['event']}) → {a['channel']} via {a['sinks']}"
-        out.print(line + (f" — {a['detail']}" if a["detail"] else ""), markup=False)
+        out.print(one_line(line + (f" — {a['detail']}" if a["detail"] else ""), None), markup=False, soft_wrap=True)
     out.print(f"Alert log: {s.alerts_path}", soft_wrap=True)
 
 

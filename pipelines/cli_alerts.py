@@ -19,7 +19,7 @@ from rich.table import Table
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_BUSY = 0, 1, 2, 3
 
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160, soft_wrap=False)
-err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160, soft_wrap=True)
 
 WarehouseOpt = typer.Option(None, "--warehouse",
                             help="DuckDB warehouse file; with KPIWATCH_TARGET=postgres, where local files go "

@@ -27,6 +27,19 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
+def _printable(value):
+    """Every string inside `value` (dicts, lists) as one printable line, uncapped."""
+    from pipelines.text import one_line
+
+    if isinstance(value, str):
+        return one_line(value, None)
+    if isinstance(value, dict):
+        return {k: _printable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_printable(v) for v in value)
+    return value
+
+
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the kpiwatch CLI."""
 
@@ -128,4 +141,6 @@ def register(app: typer.Typer) -> None:
             _fail(str(exc), EXIT_BUSY)
         except (FileNotFoundError, TrailError) as exc:
             _fail(str(exc), EXIT_CONFIG)
-        sys.stdout.write((to_json(trail) if fmt == "json" else render_text(trail)) + "\n")
+        # In text, every value from the data is one printable line (a file name holding a newline
+        # must not forge a line of the evidence); JSON escapes them itself.
+        sys.stdout.write((to_json(trail) if fmt == "json" else render_text(_printable(trail))) + "\n")

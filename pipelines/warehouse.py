@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -34,6 +35,19 @@ PG_ENV = {
 
 class WarehouseBusy(RuntimeError):
     pass
+
+
+def is_warehouse_failure(exc: BaseException) -> bool:
+    """A failure of the warehouse itself (busy, I/O, out of memory, connection lost), as opposed
+    to one caused by a source's data: ingest contains the latter per file and lets these stop
+    the step."""
+    duck = (duckdb.IOException, duckdb.ConnectionException, duckdb.FatalException, duckdb.InterruptException,
+            duckdb.OutOfMemoryException, duckdb.PermissionException, duckdb.TransactionException,
+            duckdb.InternalException)
+    if isinstance(exc, (WarehouseBusy, KeyboardInterrupt, SystemExit) + duck):
+        return True
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(exc, psycopg.OperationalError)
 
 
 class WarehouseConfigError(ValueError):
@@ -176,21 +190,96 @@ def _pg_connect(read_only: bool) -> PgConnection:
 RUN_LOCK_KEY = 0x6B70697761746368
 
 
+# DuckDB: lock files (beside the warehouse) whose exclusive run lock this process holds. Its own
+# connections then go ahead; any other process's connection is refused while the run lasts.
+_RUN_LOCKS_HELD: set[str] = set()
+
+
+def run_lock_path(warehouse: str | Path) -> Path:
+    path = Path(warehouse)
+    return path.with_name(path.name + ".run.lock")
+
+
+def _lock_holder(fd: int) -> str:
+    try:
+        pid = os.pread(fd, 32, 0).decode().strip()
+    except OSError:
+        pid = ""
+    return f" (process {pid})" if pid.isdigit() else ""
+
+
 @contextlib.contextmanager
-def run_lock() -> Iterator[None]:
-    """One kpiwatch run at a time per warehouse. DuckDB's file lock already gives that per
-    connection; on Postgres, where many processes may connect, the run holds a session advisory
-    lock, and a second run is refused with WarehouseBusy (exit 3) as on DuckDB."""
-    if current_target() != "postgres":
+def run_lock(warehouse: str | Path | None = None) -> Iterator[None]:
+    """One kpiwatch run at a time per warehouse, holding it for the whole run.
+
+    PostgreSQL: a session advisory lock. DuckDB: an exclusive `flock` on `<warehouse>.run.lock`
+    for the run's whole length. Every other kpiwatch connection (status, report, silence, a
+    second run, the Dagster UI's code) takes that lock shared for as long as it holds the file,
+    so while a run lasts they are refused at once with WarehouseBusy (exit 3), and a run does
+    not start while one of them holds the warehouse. The DuckDB file itself is probed too (held
+    by a notebook?), so a refused run stops before Dagster starts and writes nothing."""
+    if current_target() == "postgres":
+        con = _pg_connect(read_only=False)
+        try:
+            if not con.execute("select pg_try_advisory_lock(?)", [RUN_LOCK_KEY]).fetchone()[0]:
+                raise WarehouseBusy(f"warehouse busy: another kpiwatch run holds the Postgres warehouse {pg_describe()}")
+            yield
+        finally:
+            con.close()  # ends the session, which releases the lock
+        return
+    if warehouse is None:
         yield
         return
-    con = _pg_connect(read_only=False)
+    import fcntl
+
+    path = Path(warehouse)
+    lock = run_lock_path(path)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        if not con.execute("select pg_try_advisory_lock(?)", [RUN_LOCK_KEY]).fetchone()[0]:
-            raise WarehouseBusy(f"warehouse busy: another kpiwatch run holds the Postgres warehouse {pg_describe()}")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise WarehouseBusy(f"warehouse busy: {path} is in use by another kpiwatch run or command"
+                                f"{_lock_holder(fd)}; try again when it has finished") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        if path.exists():  # held by a process outside kpiwatch (DuckDB allows one at a time)?
+            with connect(path, read_only=True, _probe=True):
+                pass
+        _RUN_LOCKS_HELD.add(str(lock.resolve()))
+        try:
+            yield
+        finally:
+            _RUN_LOCKS_HELD.discard(str(lock.resolve()))
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # releases the flock
+
+
+@contextlib.contextmanager
+def _shared_run_lock(path: Path) -> Iterator[None]:
+    """A connection's share of the run lock: refused while another process's run holds it."""
+    lock = run_lock_path(path)
+    if str(lock.resolve()) in _RUN_LOCKS_HELD:
+        yield  # this process is the run
+        return
+    import fcntl
+
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:  # e.g. a read-only directory: no run can write there either
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise WarehouseBusy(f"warehouse busy: a kpiwatch run{_lock_holder(fd)} is in progress on {path}; "
+                                "try again when it has finished") from None
         yield
     finally:
-        con.close()  # ends the session, which releases the lock
+        os.close(fd)
 
 
 def rows(con, sql: str, params=None) -> list[dict]:
@@ -224,9 +313,10 @@ def insert_frame(con, table: str, columns: Sequence[str], frame, select: str | N
 
 
 @contextlib.contextmanager
-def connect(path: str | Path, read_only: bool = False) -> Iterator[Any]:
+def connect(path: str | Path, read_only: bool = False, _probe: bool = False) -> Iterator[Any]:
     """A connection to the warehouse: the DuckDB file `path`, or the Postgres database when the
-    target is postgres (then `path` only places the local files beside it)."""
+    target is postgres (then `path` only places the local files beside it). On DuckDB it is
+    refused (WarehouseBusy) while another process's run holds the warehouse (run_lock)."""
     if current_target() == "postgres":
         con = _pg_connect(read_only)
         try:
@@ -238,18 +328,19 @@ def connect(path: str | Path, read_only: bool = False) -> Iterator[Any]:
     if read_only and not path.exists():
         raise FileNotFoundError(f"warehouse {path} does not exist yet: run `kpiwatch run` first")
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        con = duckdb.connect(str(path), read_only=read_only)
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
-            raise WarehouseBusy(
-                f"warehouse busy: {path} is open in another process (a run is in progress?)"
-            ) from None
-        raise
-    try:
-        yield con
-    finally:
-        con.close()
+    with contextlib.nullcontext() if _probe else _shared_run_lock(path):
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise WarehouseBusy(
+                    f"warehouse busy: {path} is open in another process (a run is in progress?)"
+                ) from None
+            raise
+        try:
+            yield con
+        finally:
+            con.close()
 
 
 LANDING_DDL = """

@@ -95,7 +95,47 @@ def _no_duplicate_keys(loader, node, deep=False):
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
 
 
+# Bounds on a catalog file: its size, and the size of its YAML once aliases are expanded (nine
+# levels of nine aliases in 1 KB expand to 387 million nodes, which the schema validator and its
+# error messages would otherwise walk and print).
+MAX_CATALOG_FILE_BYTES = 5 * 1024 * 1024
+MAX_EXPANDED_NODES = 200_000
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _expanded_nodes(root: yaml.Node | None, limit: int) -> int:
+    """Nodes in the document with every alias expanded, counted without expanding (each shared
+    node's size computed once); counts stop just past `limit`."""
+    if root is None:
+        return 0
+    sizes: dict[int, int | None] = {}
+    stack = [(root, False)]
+    while stack:  # iterative post-order: a node's size once all its children's are known
+        node, done = stack.pop()
+        if done:
+            sizes[id(node)] = min(limit + 1, 1 + sum(sizes[id(k)] or limit + 1 for k in _children(node)))
+            continue
+        if id(node) in sizes:
+            continue
+        sizes[id(node)] = None  # in progress (an alias back to it would be a cycle: counted as over)
+        stack.append((node, True))
+        stack.extend((k, False) for k in _children(node) if id(k) not in sizes)
+    return sizes[id(root)] or limit + 1
+
+
 def _load_file(path: Path, problems: list[Problem]) -> tuple[Any, yaml.Node | None]:
+    size = path.stat().st_size
+    if size > MAX_CATALOG_FILE_BYTES:
+        problems.append(Problem(path.name, None, "", f"file is {size:,} bytes, over the catalog limit of "
+                                                     f"{MAX_CATALOG_FILE_BYTES:,} bytes"))
+        return None, None
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -103,6 +143,10 @@ def _load_file(path: Path, problems: list[Problem]) -> tuple[Any, yaml.Node | No
         return None, None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if _expanded_nodes(node, MAX_EXPANDED_NODES) > MAX_EXPANDED_NODES:
+            problems.append(Problem(path.name, None, "", f"YAML aliases expand to more than {MAX_EXPANDED_NODES:,} "
+                                                         "nodes (an alias bomb?); not loaded"))
+            return None, None
         # Dates stay strings: the schema checks their format, the loader converts them.
         data = yaml.load(text, Loader=_StringDateLoader)
     except yaml.YAMLError as exc:
@@ -158,6 +202,8 @@ def load_catalog(directory: str | Path) -> Catalog:
                 reason = f"{err.instance!r} is not a date (YYYY-MM-DD)"
             elif err.validator == "pattern":
                 reason = f"{err.instance!r} is not a valid identifier or name (pattern {err.validator_value})"
+            if len(reason) > 300:  # a schema message quotes the value it rejects: keep it one readable line
+                reason = reason[:300] + f"… ({len(reason) - 300:,} more characters)"
             line_parts = parts + extra[:1] if err.validator == "additionalProperties" else parts
             problems.append(Problem(name, _line_of(node, line_parts), _path_str(parts), reason))
         docs[name] = (data, node)

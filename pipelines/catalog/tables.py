@@ -61,9 +61,21 @@ def _drop_outdated(con) -> None:
 
 
 def source_location(src: dict) -> str:
-    if src["kind"] == "sql":
+    """Where a source's data comes from, for catalog.sources (never a secret: an environment
+    variable's name, not its value; a URL without its query string, which may hold a key)."""
+    kind = src["kind"]
+    if kind == "sql":
         where = src.get("sqlite_path") or f"${src['url_env']}"
-        return f"{where} table {src['table']}"
+        if "table" in src:
+            return f"{where} table {src['table']}"
+        return f"{where} query {' '.join(src['query'].split())}"
+    if kind == "http":
+        if "url_env" in src:
+            return f"${src['url_env']}"
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(src["url"])
+        return urlunsplit(parts._replace(query="…" if parts.query else "", fragment=""))
     return src["path"]
 
 

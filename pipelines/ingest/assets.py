@@ -36,10 +36,11 @@ def _check_results(key: dg.AssetKey, report: SourceReport):
         per_batch = []
         for b in report.batches:
             per_batch += [(b, o) for o in b.outcomes if o.check_name == name]
-        if report.error and name == "columns_present":
+        if (report.error or report.failures) and name == "columns_present":
             yield dg.AssetCheckResult(
                 asset_key=key, check_name=name, passed=False, severity=SEVERITY[severity],
-                metadata={"observed": report.error, "expected": "a readable source"},
+                metadata={"observed": "; ".join(filter(None, [report.error, *report.failures]))[:2000],
+                          "expected": "a readable source"},
             )
             continue
         if not per_batch:
@@ -104,6 +105,10 @@ def build_ingest_asset(source_id: str, source: dict, department: dict | None = N
             # A refused file is an error the user sees in the `kpiwatch run` output, by name.
             log = context.log.error if b.problem and not b.rows_accepted else context.log.info
             log(b.message())
+        for failure in report.failures:
+            context.log.error(f"{failure} (nothing recorded; read again by the next run)")
+        for note in report.notes:
+            context.log.warning(note)
         yield dg.MaterializeResult(
             asset_key=key,
             metadata={

@@ -9,21 +9,27 @@ an empty file is a named outcome too (docs/quality.md).
 """
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
 from pipelines.catalog.loader import Catalog
+from pipelines.ingest.bounds import check_workbook
 from pipelines.ingest.fastparse import parse_batch
 from pipelines.ingest.parsing import expand_wide, required_columns
-from pipelines.ingest.readers import RawBatch, SourceError, read_batches
+from pipelines.ingest.readers import (RawBatch, SourceError, _sha256_file, read_batches, read_file_batches,
+                                      source_files)
 from pipelines.quality.contracts import compare_schema, contract_columns, infer_schema, source_suite_name
 from pipelines.quality.gx_validation import ExpectationOutcome, validate_frame
 from pipelines.quality.store import ensure_quality
-from pipelines.warehouse import ensure_landing, insert_frame
+from pipelines.text import one_line
+from pipelines.warehouse import ensure_landing, insert_frame, is_warehouse_failure
 
 # Above this share of rejected rows a batch is not trusted (critical): a file that is mostly
 # wrong more likely has a systematic problem (wrong template, shifted columns) than bad rows.
@@ -43,6 +49,17 @@ PRE_SUITE_CHECKS = ("not_empty", "schema_contract", "columns_present", "values_p
 # memory at once (a source of 36 monthly files of 35,000 rows held 1.3 million dicts).
 FILE_KINDS = ("csv", "excel", "parquet")
 PARSED_COLUMNS = ["kpi_id", "org_id", "period", "value", "numerator", "denominator", "target"]
+
+
+# A quarantine row's detail is capped: a file of 16,384 columns would otherwise repeat a 447 KB
+# list of its columns in every row (the row itself is kept whole in `record`).
+MAX_DETAIL = 1000
+
+
+def cap_detail(detail: str | None) -> str | None:
+    if detail is None or len(detail) <= MAX_DETAIL:
+        return detail
+    return detail[:MAX_DETAIL] + f"… ({len(detail) - MAX_DETAIL:,} more characters)"
 
 
 @dataclass
@@ -91,6 +108,9 @@ class BatchReport:
 
     def message(self) -> str:
         """One line for the user: the file (or query) and what happened to its rows."""
+        return one_line(self._message(), None)
+
+    def _message(self) -> str:
         where = self.source_file or f"query {self.batch_id}"
         if self.problem and not self.rows_accepted:
             problem = self.problem.removeprefix(f"{self.source_file}: ") if self.source_file else self.problem
@@ -107,6 +127,8 @@ class SourceReport:
     source_id: str
     batches: list[BatchReport] = field(default_factory=list)
     error: str | None = None  # the source could not be read at all
+    failures: list[str] = field(default_factory=list)  # files that could not be read (nothing recorded)
+    notes: list[str] = field(default_factory=list)  # named no-ops (a duplicate file in one drop)
 
     @property
     def rows_in(self) -> int:
@@ -130,12 +152,37 @@ def _json(record: dict) -> str:
     return json.dumps(record, default=str, ensure_ascii=False)
 
 
+# A period this many years before both the KPI's baseline and the source's landed history is not
+# plausible (a 1900-01 typo): quarantined as period_out_of_range rather than landed, where it
+# would make every month since then a missing submission.
+PLAUSIBLE_HISTORY_YEARS = 10
+
+
+def period_floor(kpi: dict | None, history_start: dt.date | None) -> dt.date | None:
+    """The earliest plausible period of a KPI's rows: PLAUSIBLE_HISTORY_YEARS before the earlier
+    of its baseline date and the source's first landed period (None: nothing to judge by)."""
+    known = [d for d in (history_start, _baseline_date(kpi)) if d is not None]
+    if not known:
+        return None
+    first = min(known)
+    return dt.date(first.year - PLAUSIBLE_HISTORY_YEARS, first.month, 1)
+
+
+def _baseline_date(kpi: dict | None) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(str(kpi["baseline"]["date"]))
+    except (TypeError, KeyError, ValueError):
+        return None
+
+
 def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.date,
-                  schema: SchemaVerdict | None = None, gx_results: list | None = None):
+                  schema: SchemaVerdict | None = None, gx_results: list | None = None,
+                  history_start: dt.date | Callable[[], dt.date | None] | None = None):
     """Pure step: a raw batch -> (accepted frame indexed by row number, quarantine rows, outcomes).
 
     `schema` (from check_schema) is the batch's schema verdict; GX validation results (JSON) are
-    appended to `gx_results` when given."""
+    appended to `gx_results` when given; `history_start` is the source's first landed period (or a
+    function returning it)."""
     kpis = {k: catalog.kpis[k] for k in catalog.kpis_of_source(source["id"])}
     numbered = list(enumerate(batch.records, start=1))
     cells = dict(numbered)  # record (or cell) number -> record
@@ -206,6 +253,27 @@ def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.dat
     frame = pd.DataFrame(parsed, index=rows, columns=PARSED_COLUMNS)
     for col in ("value", "numerator", "denominator", "target"):
         frame[col] = frame[col].astype("float64")
+    early = []
+    # The source's history is looked up only when a row is earlier than its baseline allows (a
+    # KPI's floor can only move earlier with the history), so most batches never query it.
+    history = history_start if callable(history_start) else (lambda: history_start)
+    floors: dict[str, dt.date | None] = {}
+    for n, kpi_id, period in zip(frame.index, frame["kpi_id"], frame["period"]):
+        if period is None:
+            continue
+        floor = period_floor(kpis.get(kpi_id), None)
+        if floor is not None and period >= floor:
+            continue
+        if kpi_id not in floors:
+            floors[kpi_id] = period_floor(kpis.get(kpi_id), history())
+        floor = floors[kpi_id]
+        if floor is not None and period < floor:
+            early.append(n)
+            quarantine.append((n, "period_out_of_range", f"period {period.isoformat()} is more than "
+                               f"{PLAUSIBLE_HISTORY_YEARS} years before the KPI's baseline and the source's "
+                               f"history (earliest plausible {floor.isoformat()})", _json(cells[n])))
+    if early:
+        frame = frame.drop(index=early)
     if len(frame):
         gx_outcomes = validate_frame(frame, {"known_kpi_ids": sorted(kpis), "as_of": as_of},
                                      source_suite_name(source["id"]), gx_results)
@@ -279,7 +347,8 @@ def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, o
         if quarantine:
             con.executemany(
                 "insert into raw.quarantine values (?, ?, ?, ?, ?, ?, ?, ?)",
-                [[batch_id, source["id"], dept, n, reason, detail, record, now] for n, reason, detail, record in quarantine],
+                [[batch_id, source["id"], dept, n, reason, cap_detail(detail), record, now]
+                 for n, reason, detail, record in quarantine],
             )
         con.executemany(
             "insert into quality.check_results values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -317,8 +386,51 @@ def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, o
 SOURCE_ERROR_BATCH = "source-error@"
 
 
+def describe_failure(exc: BaseException) -> str:
+    """What went wrong reading or landing one file or query, in the user's terms."""
+    text = str(exc).strip()
+    if isinstance(exc, SourceError):
+        return text
+    if isinstance(exc, csv.Error) and "field larger than field limit" in text:
+        return (f"a field is longer than {csv.field_size_limit():,} characters "
+                "(an unclosed quote runs to the end of the file?)")
+    if isinstance(exc, ValueError) and "integer string conversion" in text:
+        return "a number with more than 4,300 digits"
+    if isinstance(exc, OverflowError):
+        return f"a number too large to be stored ({text.splitlines()[0] if text else 'OverflowError'})"
+    if isinstance(exc, FileNotFoundError):
+        return "the file was removed before it could be read"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, MemoryError):
+        return "not enough memory to read it"
+    first = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def _record_source_failure(con, source: dict, run_id: str, now: dt.datetime, observed: str) -> None:
+    """A failed critical check of this run: the department's publication is blocked with this
+    reason (its previous figures stay, stale), and the audit report shows it."""
+    con.execute(
+        "insert into quality.check_results values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [run_id, f"{SOURCE_ERROR_BATCH}{run_id}", source["id"], source["department"], "kpiwatch", "source_readable",
+         "source can be read", None, "critical", False, observed[:2000], "a readable source", 0, now])
+
+
+def _relative(path, data_dir) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path(data_dir).resolve()))
+    except (OSError, ValueError):
+        return str(path)
+
+
 def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.date, run_id: str,
                   now: dt.datetime | None = None, environ: dict[str, str] | None = None) -> SourceReport:
+    """Land the source's new batches. A failure inside one file or query (unreadable, malformed,
+    vanished, duplicated, or anything unforeseen) is contained: it becomes a named outcome for
+    that file (a refused batch, or a failed `source_readable` check when nothing can be recorded
+    for it), blocks the department's publication for this run, and the source's other files
+    still land. Only a failure of the warehouse itself stops the step."""
     source = catalog.sources[source_id]
     if now is None:
         from pipelines.clock import system_now
@@ -331,30 +443,121 @@ def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.dat
     watermark = con.execute(
         "select max(watermark) from raw.batches where source_id = ? and watermark is not null", [source_id]
     ).fetchone()[0]
-    try:
-        batches = read_batches(source, data_dir, os.environ if environ is None else environ, seen, watermark)
-        if source["kind"] not in FILE_KINDS:
-            batches = list(batches)  # a query or page that fails is reported before anything lands
-    except SourceError as exc:
-        report.error = str(exc)
-        # Recorded as a failed critical check of this run: publication of the department is
-        # blocked with this reason (its previous figures stay, stale), and the audit shows it.
-        con.execute(
-            "insert into quality.check_results values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [run_id, f"{SOURCE_ERROR_BATCH}{run_id}", source_id, source["department"], "kpiwatch", "source_readable",
-             "source can be read", None, "critical", False, report.error[:2000], "a readable source", 0, now])
-        return report
     previous = _previous_schema(con, source_id)
-    for seq, batch in enumerate(batches):
-        schema = check_schema(batch, source_id, previous) if not batch.error and batch.records else None
-        gx_results: list = []
-        frame, quarantine, outcomes = process_batch(batch, source, catalog, as_of, schema, gx_results)
+    known: list = []
+
+    def history_start() -> dt.date | None:
+        """The source's first landed period (queried once, when a row needs it)."""
+        if not known:
+            first = con.execute("select min(period) from raw.observations where source_id = ?", [source_id]).fetchone()[0]
+            known.append(first.date() if isinstance(first, dt.datetime) else first)
+        return known[0]
+
+    seq = 0
+
+    def land_one(batch: RawBatch) -> None:
+        nonlocal previous, seq
         # Batches of one run are stamped in the order they arrive (files by name, pages in order),
         # a microsecond apart: when two files of one drop restate the same period, the later one
         # is the latest revision (docs/sources.md), not whichever batch id sorts last.
         loaded_at = now + dt.timedelta(microseconds=seq)
-        landed = _land(con, batch, source, frame, quarantine, outcomes, run_id, loaded_at, schema, gx_results)
+        seq += 1
+        try:
+            schema = check_schema(batch, source_id, previous) if not batch.error and batch.records else None
+            gx_results: list = []
+            frame, quarantine, outcomes = process_batch(batch, source, catalog, as_of, schema, gx_results, history_start)
+            landed = _land(con, batch, source, frame, quarantine, outcomes, run_id, loaded_at, schema, gx_results)
+        except Exception as exc:  # contained: the batch is refused whole, with the cause named
+            if is_warehouse_failure(exc):
+                raise
+            where = batch.source_file or "query"
+            cause = one_line(f"{where}: could not be processed: {describe_failure(exc)}")
+            _record_source_failure(con, source, run_id, loaded_at, cause)
+            refused = RawBatch(batch.source_id, batch.source_file, batch.sha256, batch.query, [], error=cause)
+            schema = None
+            try:
+                frame, quarantine, outcomes = process_batch(refused, source, catalog, as_of)
+                landed = _land(con, refused, source, frame, quarantine, outcomes, run_id, loaded_at)
+            except Exception as exc2:
+                if is_warehouse_failure(exc2):
+                    raise
+                report.failures.append(cause)  # named in the run's checks; read again next run
+                return
         report.batches.append(landed)
+        seen.add(batch.sha256)
         if schema is not None and landed.schema.verdict in ("baseline", "matches") and "missing_column" not in landed.reasons:
             previous = (landed.batch_id, schema.observed)
+
+    if source["kind"] not in FILE_KINDS:
+        try:
+            # A query or page that fails is reported before anything lands.
+            batches = list(read_batches(source, data_dir, os.environ if environ is None else environ, seen, watermark))
+        except SourceError as exc:
+            report.error = one_line(str(exc), 2000)
+        except Exception as exc:  # an unforeseen failure of the driver or the response
+            if is_warehouse_failure(exc):
+                raise
+            report.error = one_line(f"source {source_id}: {describe_failure(exc)}", 2000)
+        if report.error:
+            _record_source_failure(con, source, run_id, now, report.error)
+            return report
+        for batch in batches:
+            land_one(batch)
+        return report
+
+    try:
+        paths = source_files(source, data_dir)
+    except Exception as exc:  # e.g. a drop folder that cannot be listed
+        report.error = one_line(f"source {source_id}: drop folder could not be listed: {describe_failure(exc)}")
+        _record_source_failure(con, source, run_id, now, report.error)
+        return report
+    landed_here: dict[str, tuple[str, int]] = {}  # sha256 -> (file, size) landed in this run
+    for path in paths:
+        rel = _relative(path, data_dir)
+        try:
+            if source["kind"] == "excel" and _sha256_file(path) in seen:
+                batches = []  # landed before: the reader would skip it too
+            else:
+                if source["kind"] == "excel":
+                    check_workbook(path, source)  # bounded before the reader holds any of it
+                batches = list(read_file_batches(source, data_dir, seen, paths=[path]))
+        except Exception as exc:  # the reader failed on this file: refuse it by name
+            cause = one_line(f"{rel}: {describe_failure(exc)}")
+            try:
+                sha = _sha256_file(path)
+            except OSError:
+                sha = None
+            if sha is None or isinstance(exc, OSError):
+                # Nothing can be recorded for the file (it vanished, or cannot be opened): named
+                # in this run's checks, and read again by the next run.
+                report.failures.append(cause)
+                _record_source_failure(con, source, run_id, now, cause)
+                continue
+            if sha in seen:
+                continue
+            batches = [RawBatch(source_id, rel, sha, None, [], error=cause)]
+            _record_source_failure(con, source, run_id, now, cause)
+        if not batches:
+            _note_duplicate(path, rel, landed_here, report)
+        for batch in batches:
+            land_one(batch)
+            try:
+                landed_here[batch.sha256] = (batch.source_file or rel, path.stat().st_size)
+            except OSError:
+                pass
     return report
+
+
+def _note_duplicate(path, rel: str, landed_here: dict[str, tuple[str, int]], report: SourceReport) -> None:
+    """A file skipped because its content was landed before. When it is identical to a file of
+    this run's drop (two copies of one return), say so: it is a named no-op, not a silent one."""
+    try:
+        size = path.stat().st_size
+        if not any(size == s for _, s in landed_here.values()):
+            return
+        sha = _sha256_file(path)
+    except OSError:
+        return
+    if sha in landed_here:
+        report.notes.append(one_line(f"{rel}: identical to {landed_here[sha][0]} (same sha256) landed in this run; "
+                                     "nothing more landed", None))

@@ -193,9 +193,11 @@ def _read_parquet(path: Path) -> tuple[list[str], list[dict[str, object]]]:
     return header, table.to_pylist()
 
 
-def read_file_batches(source: dict, data_dir: Path, seen_sha256: set[str]) -> Iterator[RawBatch]:
-    """Yield one batch per file in the source's drop folder not ingested before (by sha256)."""
-    for path in source_files(source, data_dir):
+def read_file_batches(source: dict, data_dir: Path, seen_sha256: set[str],
+                      paths: list[Path] | None = None) -> Iterator[RawBatch]:
+    """Yield one batch per file in the source's drop folder not ingested before (by sha256);
+    with `paths`, of those files only (landing reads one file at a time, each contained)."""
+    for path in source_files(source, data_dir) if paths is None else paths:
         sha = _sha256_file(path)
         if sha in seen_sha256:
             continue
@@ -277,9 +279,12 @@ def read_sql_batch(source: dict, data_dir: Path, environ: dict[str, str], seen_s
     stmt = _sql_query(source, watermark)
     try:
         with engine.connect() as conn:
-            result = conn.execute(stmt)
+            from pipelines.ingest.bounds import fetch_rows, limit_statement_time
+
+            limit_statement_time(conn, source)  # a locked table or a runaway query ends, named
+            result = conn.execution_options(stream_results=True, yield_per=fetch_rows(source)).execute(stmt)
             columns = list(result.keys())
-            rows = [dict(zip(columns, r)) for r in result]
+            rows, digest = _hashed_rows(columns, result)
     except sa.exc.SQLAlchemyError as exc:
         orig = getattr(exc, "orig", None) or exc
         first = str(orig).splitlines()[0] if str(orig) else ""
@@ -288,8 +293,7 @@ def read_sql_batch(source: dict, data_dir: Path, environ: dict[str, str], seen_s
         engine.dispose()
     if not rows and watermark is not None:
         return  # nothing new since the last watermark
-    canonical = json.dumps([columns, [[_jsonable(r[c]) for c in columns] for r in rows]], sort_keys=False)
-    sha = hashlib.sha256(canonical.encode()).hexdigest()
+    sha = digest.hexdigest()
     if sha in seen_sha256:
         return
     shown = str(stmt.compile(engine))
@@ -302,6 +306,20 @@ def read_sql_batch(source: dict, data_dir: Path, environ: dict[str, str], seen_s
         values = [r[key] for r in rows if key and r[key] is not None]
         new_wm = str(_jsonable(max(values))) if values else watermark
     yield RawBatch(source["id"], None, sha, shown, columns, rows, watermark=new_wm)
+
+
+def _hashed_rows(columns: list[str], result) -> tuple[list[dict], "hashlib._Hash"]:
+    """The result's rows, and the sha256 of json.dumps([columns, [[value per column] per row]])
+    computed as they stream in, without building that text (the same bytes, so the same batch
+    identity as before)."""
+    digest = hashlib.sha256(("[" + json.dumps(columns) + ", [").encode())
+    rows: list[dict] = []
+    for r in result:
+        rec = dict(zip(columns, r))
+        digest.update(((", " if rows else "") + json.dumps([_jsonable(rec[c]) for c in columns])).encode())
+        rows.append(rec)
+    digest.update(b"]]")
+    return rows, digest
 
 
 def _no_secrets(text: str, url: str) -> str:

@@ -86,8 +86,11 @@ def _cases() -> list[Case]:
         Case("future and far-past periods",
              {"dates.csv": csv_text([["homes", "2999-01", "A", "1"], ["homes", "2026-12", "A", "1"],
                                      ["homes", "1066-10", "A", "1"], ["homes", "0001-01", "A", "1"],
-                                     ["homes", "1999-12", "A", "1"], ["homes", "2026-10-17", "A", "1"]]).encode()},
-             6, 1, {"period_in_future": 2, "period_out_of_range": 2, "period_not_aligned": 1},
+                                     ["homes", "1999-12", "A", "1"], ["homes", "2026-10-17", "A", "1"],
+                                     ["homes", "2009-01", "A", "1"]]).encode()},
+             # 1999-12 is more than ten years before the KPI's baseline (2018-12): implausible;
+             # 2009-01 is within them and lands.
+             7, 1, {"period_in_future": 2, "period_out_of_range": 3, "period_not_aligned": 1},
              ("dates.csv", "period_in_future", "period_out_of_range")),
         Case("1e309, NaN, --5, inf, 1e-400",
              {"numbers.csv": csv_text([["homes", "2026-01", "A", "1e309"], ["homes", "2026-02", "A", "NaN"],

@@ -77,8 +77,9 @@ def _terminate_when_running(db: str, done: threading.Event, killed: list) -> Non
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not done.is_set():
             pids = [r[0] for r in admin.execute(
-                "select pid from pg_stat_activity where datname = %s and state = 'active' and query like %s",
-                [db, "%pg_sleep%"]).fetchall()]
+                # The source is read through a server-side cursor: the statement runs as its FETCH.
+                "select pid from pg_stat_activity where datname = %s and state = 'active' "
+                "and (query like %s or query ilike %s)", [db, "%pg_sleep%", "fetch%"]).fetchall()]
             if pids:
                 time.sleep(0.3)  # the query is running and has not returned a row yet
                 killed += [admin.execute("select pg_terminate_backend(%s)", [p]).fetchone()[0] for p in pids]
