@@ -18,6 +18,7 @@ import pandas as pd
 
 from pipelines.catalog.loader import Catalog
 from pipelines.ingest.fastparse import parse_batch
+from pipelines.ingest.layout import BATCH_PERIOD, Prepared, Refused, mapping_sha256, prepare_batch
 from pipelines.ingest.parsing import expand_wide, required_columns
 from pipelines.ingest.readers import RawBatch, SourceError, read_batches
 from pipelines.quality.contracts import compare_schema, contract_columns, infer_schema, source_suite_name
@@ -52,6 +53,7 @@ class SchemaVerdict:
     baseline: list[tuple[str, str]] | None   # None: nothing to compare with (the first batch)
     compared_with: str | None                # "contract <suite>" or "batch <batch id>"
     changes: list = field(default_factory=list)
+    info: list = field(default_factory=list)  # changes to columns the mapping does not read
 
     @property
     def verdict(self) -> str:
@@ -62,18 +64,38 @@ class SchemaVerdict:
     def describe(self) -> str:
         return "; ".join(c.describe() for c in self.changes)
 
+    def note(self) -> str:
+        """The changes that refuse nothing: columns the mapping does not read."""
+        return "; ".join(f"{c.describe()} (not mapped)" for c in self.info)
 
-def check_schema(batch: RawBatch, source_id: str, previous: tuple[str, list] | None) -> SchemaVerdict:
+
+def _touches(change, mapped: set[str]) -> bool:
+    """Whether a schema change concerns a column the mapping reads. A mapped column that is new
+    (a later layout) is information too: the mapping says what it reads."""
+    if change.change == "added":
+        return False
+    return change.column in mapped or (change.previous in mapped if change.change == "renamed" else False)
+
+
+def check_schema(batch: RawBatch, source_id: str, previous: tuple[str, list] | None,
+                 mapped: list[str] | None = None) -> SchemaVerdict:
     """Compare a batch's schema (as read, before any mapping) with its source's contract, else
-    with `previous` (batch id, schema) of the source's last accepted batch."""
+    with `previous` (batch id, schema) of the source's last accepted batch. With `mapped` (the
+    columns the mapping reads) only changes to those refuse the batch; the rest are information."""
     observed = infer_schema(batch.columns, batch.records)
     suite = source_suite_name(source_id)
     contract = contract_columns(suite)
     if contract is not None:
-        return SchemaVerdict(observed, contract, f"contract {suite}", compare_schema(contract, observed))
-    if previous is not None:
-        return SchemaVerdict(observed, previous[1], f"batch {previous[0]}", compare_schema(previous[1], observed))
-    return SchemaVerdict(observed, None, None)
+        verdict = SchemaVerdict(observed, contract, f"contract {suite}", compare_schema(contract, observed))
+    elif previous is not None:
+        verdict = SchemaVerdict(observed, previous[1], f"batch {previous[0]}", compare_schema(previous[1], observed))
+    else:
+        return SchemaVerdict(observed, None, None)
+    if mapped is not None:
+        keep = set(mapped)
+        verdict.info = [c for c in verdict.changes if not _touches(c, keep)]
+        verdict.changes = [c for c in verdict.changes if _touches(c, keep)]
+    return verdict
 
 
 @dataclass
@@ -88,18 +110,24 @@ class BatchReport:
     outcomes: list[ExpectationOutcome] = field(default_factory=list)
     schema: SchemaVerdict | None = None
     problem: str | None = None  # why the whole batch was refused (unreadable, empty, schema change)
+    excluded: dict[str, int] = field(default_factory=dict)  # rows left out, per row rule
+    reread: bool = False        # the file was read before, under another mapping of its source
 
     def message(self) -> str:
         """One line for the user: the file (or query) and what happened to its rows."""
         where = self.source_file or f"query {self.batch_id}"
+        if self.reread:
+            where += " (read again: its source's mapping changed)"
+        left = ("; " + ", ".join(f"{n} excluded by rule {r}" for r, n in sorted(self.excluded.items()))) \
+            if self.excluded else ""
         if self.problem and not self.rows_accepted:
             problem = self.problem.removeprefix(f"{self.source_file}: ") if self.source_file else self.problem
             return f"{where}: refused ({', '.join(self.reasons)}) — {problem}"
         if self.rows_quarantined:
             why = ", ".join(f"{r} × {n}" for r, n in sorted(self.reasons.items()))
             return (f"{where}: {self.rows_quarantined} of {self.rows_in} rows quarantined ({why}); "
-                    f"{self.rows_accepted} landed")
-        return f"{where}: {self.rows_in} rows landed"
+                    f"{self.rows_accepted} landed{left}")
+        return f"{where}: {self.rows_in} rows landed{left}"
 
 
 @dataclass
@@ -131,15 +159,38 @@ def _json(record: dict) -> str:
 
 
 def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.date,
-                  schema: SchemaVerdict | None = None, gx_results: list | None = None):
+                  schema: SchemaVerdict | None = None, gx_results: list | None = None,
+                  prepared: Prepared | Refused | None = None):
     """Pure step: a raw batch -> (accepted frame indexed by row number, quarantine rows, outcomes).
 
     `schema` (from check_schema) is the batch's schema verdict; GX validation results (JSON) are
-    appended to `gx_results` when given."""
+    appended to `gx_results` when given. `prepared` is the batch through its source's layout,
+    batch period and row rules (prepare_batch; computed here when not given): rows a rule
+    leaves out are counted in `batch.excluded`, neither landed nor quarantined."""
     kpis = {k: catalog.kpis[k] for k in catalog.kpis_of_source(source["id"])}
     numbered = list(enumerate(batch.records, start=1))
     cells = dict(numbered)  # record (or cell) number -> record
     quarantine: list[tuple[int | None, str, str, str]] = []
+    if not batch.error and numbered:
+        if prepared is None:
+            try:
+                prepared = prepare_batch(batch, source)
+            except Refused as exc:
+                prepared = exc
+        if isinstance(prepared, Refused):
+            # The mapping cannot read this batch at all (no layout fits, a mapped name stands in
+            # two columns, no period found): every row is kept in quarantine with the reason.
+            where = f"{batch.source_file}" + (f", sheet {batch.sheet!r}" if batch.sheet else "")
+            detail = f"{where}: {prepared.detail}"
+            for n, rec in numbered:
+                quarantine.append((n, prepared.reason, detail, _json(rec)))
+            return pd.DataFrame(columns=PARSED_COLUMNS), quarantine, [
+                _own("columns_present", False, detail, "a header the source's mapping can read", len(numbered),
+                     prepared.reason)]
+        source = prepared.source
+        batch.excluded, batch.layout, batch.period_origin = prepared.excluded, prepared.layout, prepared.period_origin
+        numbered = prepared.numbered
+        cells = dict(numbered)
 
     if batch.error:
         quarantine.append((None, "unreadable_source", batch.error, "{}"))
@@ -150,6 +201,12 @@ def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.dat
         # A query that returned no rows (e.g. no row matched its parameters): named, not an error.
         return pd.DataFrame(columns=PARSED_COLUMNS), quarantine, [
             _own("not_empty", False, "the query returned no rows", "at least one data row")
+        ]
+    if not numbered and batch.records:
+        # Every row was left out by the source's row rules: counted, nothing to land.
+        left = ", ".join(f"{r} × {len(ns)}" for r, ns in sorted(batch.excluded.items()))
+        return pd.DataFrame(columns=PARSED_COLUMNS), quarantine, [
+            _own("not_empty", False, f"every row excluded by rule ({left})", "at least one data row")
         ]
     if not numbered:
         # An empty file is a named outcome (never a silent success): like an unreadable file,
@@ -163,12 +220,15 @@ def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.dat
     outcomes = [_own("not_empty", True, f"{len(numbered)} data rows", "at least one data row")]
     if schema is not None and schema.baseline is not None:
         expected = f"{schema.compared_with}: " + ", ".join(f"{n} ({t})" for n, t in schema.baseline)
-        outcomes.append(_own("schema_contract", not schema.changes, schema.describe() or "columns and types as expected",
+        observed = schema.describe() or "columns and types as expected"
+        if schema.info:
+            observed += f"; information: {schema.note()}"
+        outcomes.append(_own("schema_contract", not schema.changes, observed,
                              expected, len(numbered) if schema.changes else 0, "schema_change" if schema.changes else None))
     elif schema is not None:
         outcomes.append(_own("schema_contract", True, "first batch of a source without a contract: schema recorded",
                              "no contract; later batches are compared with this one"))
-    needed = required_columns(source)
+    needed = [c for c in required_columns(source) if c != BATCH_PERIOD]
     missing = [c for c in needed if c not in batch.columns]
     if not missing and schema is not None and schema.changes:
         # Column added, unmapped column missing or renamed, type changed: the source no longer
@@ -180,7 +240,9 @@ def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.dat
         return pd.DataFrame(columns=PARSED_COLUMNS), quarantine, outcomes
     if not missing and source.get("wide"):
         # One column per KPI: each cell is an observation (and the unit of accounting).
-        numbered, batch.cell_rows, source = expand_wide(batch.records, source)
+        kept_rows = [n for n, _ in numbered]
+        numbered, cell_rows, source = expand_wide([rec for _, rec in numbered], source)
+        batch.cell_rows = {cell: kept_rows[row - 1] for cell, row in cell_rows.items()}
         cells = dict(numbered)
     if missing:
         # A schema change: nothing in the batch can be trusted, so it is quarantined whole.
@@ -235,8 +297,38 @@ OBSERVATION_COLUMNS = ("batch_id", "source_id", "department_id", "kpi_id", "org_
                        "target")
 
 
-def _seen_sha256(con, source_id: str) -> set[str]:
-    return {r[0] for r in con.execute("select source_sha256 from raw.batches where source_id = ?", [source_id]).fetchall()}
+INGEST_DDL = """
+alter table raw.batches add column if not exists mapping_sha256 varchar;
+alter table raw.batches add column if not exists sheet varchar;
+alter table raw.batches add column if not exists layout varchar;
+alter table raw.batches add column if not exists period_origin varchar;
+alter table raw.batches add column if not exists rows_excluded integer;
+create table if not exists raw.excluded_rows (
+    batch_id varchar not null,
+    source_id varchar not null,
+    department_id varchar not null,
+    rule varchar not null,
+    rows integer not null,
+    row_numbers varchar,
+    loaded_at timestamp not null
+);
+"""
+
+
+def ensure_ingest(con) -> None:
+    """What reading department returns adds to the landing tables: each batch's mapping
+    identity, sheet, layout, period origin and excluded rows (counted per rule)."""
+    ensure_landing(con)
+    for statement in INGEST_DDL.split(";"):
+        if statement.strip():
+            con.execute(statement)
+
+
+def _seen_sha256(con, source_id: str, mapping: str | None = None) -> set[str]:
+    """The files (or results) read before under this mapping of the source. A batch landed
+    before mappings were recorded counts as read under any mapping."""
+    rows = con.execute("select source_sha256, mapping_sha256 from raw.batches where source_id = ?", [source_id]).fetchall()
+    return {sha for sha, m in rows if mapping is None or m is None or m == mapping}
 
 
 def _previous_schema(con, source_id: str) -> tuple[str, list] | None:
@@ -250,11 +342,17 @@ def _previous_schema(con, source_id: str) -> tuple[str, list] | None:
 
 def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, outcomes, run_id: str, now: dt.datetime,
           schema: SchemaVerdict | None = None, gx_results: list | None = None) -> BatchReport:
+    mapping = mapping_sha256(source)
     batch_id = f"{source['id']}:{batch.sha256[:16]}"
+    if con.execute("select count(*) from raw.batches where batch_id = ?", [batch_id]).fetchone()[0]:
+        batch_id += f":{mapping[:8]}"  # the same file read again under a changed mapping
     dept = source["department"]
     # An unreadable or empty file is one input unit, quarantined whole (its record has no row
     # number). A wide source's unit of accounting is the cell (one per KPI column and row).
-    rows_in = len(batch.cell_rows) if batch.cell_rows else (len(batch.records) or (1 if quarantine else 0))
+    # Rows a row rule leaves out are counted apart (raw.excluded_rows), not as input rows.
+    excluded = sum(len(ns) for ns in batch.excluded.values())
+    rows_in = len(batch.cell_rows) if batch.cell_rows else \
+        ((len(batch.records) - excluded) or (1 if quarantine else 0))
     obs = frame.reset_index(names="row_number")
     if batch.cell_rows:  # wide source: lineage points at the file row the cell came from
         obs["row_number"] = obs["row_number"].map(batch.cell_rows)
@@ -268,11 +366,17 @@ def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, o
     try:
         con.execute(
             """insert into raw.batches (batch_id, source_id, department_id, source_file, source_sha256,
-                   source_query, rows_in, rows_accepted, rows_quarantined, loaded_at, run_id, watermark)
-               values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   source_query, rows_in, rows_accepted, rows_quarantined, loaded_at, run_id, watermark,
+                   mapping_sha256, sheet, layout, period_origin, rows_excluded)
+               values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [batch_id, source["id"], dept, batch.source_file, batch.sha256, batch.query, rows_in,
-             len(frame), len(quarantine), now, run_id, batch.watermark],
+             len(frame), len(quarantine), now, run_id, batch.watermark, mapping, batch.sheet, batch.layout,
+             batch.period_origin, excluded],
         )
+        if batch.excluded:
+            con.executemany(
+                "insert into raw.excluded_rows values (?, ?, ?, ?, ?, ?, ?)",
+                [[batch_id, source["id"], dept, rule, len(ns), _row_list(ns), now] for rule, ns in sorted(batch.excluded.items())])
         if len(obs):
             insert_frame(con, "raw.observations", OBSERVATION_COLUMNS, obs, select=", ".join(
                 "cast(period as date)" if c == "period" else c for c in OBSERVATION_COLUMNS))
@@ -292,7 +396,7 @@ def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, o
                 """insert into quality.batch_schemas (run_id, batch_id, source_id, columns_json, verdict,
                        compared_with, changes, recorded_at) values (?, ?, ?, ?, ?, ?, ?, ?)""",
                 [run_id, batch_id, source["id"], json.dumps(schema.observed), verdict, schema.compared_with,
-                 schema.describe() or None, now])
+                 schema.describe() or (f"information: {schema.note()}" if schema.info else None), now])
         for doc in gx_results or []:
             con.execute(
                 """insert into quality.gx_validation_results (run_id, batch_id, source_id, suite, success,
@@ -310,7 +414,19 @@ def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, o
     problem = next((d for n, _, d, _ in quarantine if n is None), None) or \
         (quarantine[0][2] if whole else None)
     return BatchReport(batch_id, batch.source_file, batch.sha256, rows_in, len(frame), len(quarantine), reasons, outcomes,
-                       schema, problem)
+                       schema, problem, {r: len(ns) for r, ns in batch.excluded.items()})
+
+
+def _row_list(numbers: list[int], limit: int = 50) -> str:
+    """Record numbers as ranges ("3-5, 9"), the first `limit` ranges."""
+    ranges: list[list[int]] = []
+    for n in numbers:
+        if ranges and n == ranges[-1][1] + 1:
+            ranges[-1][1] = n
+        else:
+            ranges.append([n, n])
+    shown = [f"{a}-{b}" if a != b else str(a) for a, b in ranges[:limit]]
+    return ", ".join(shown) + (", …" if len(ranges) > limit else "")
 
 
 # batch_id of the check result recorded when a source cannot be read at all (no batch exists).
@@ -321,10 +437,12 @@ def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.dat
                   now: dt.datetime | None = None, environ: dict[str, str] | None = None) -> SourceReport:
     source = catalog.sources[source_id]
     now = now or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    ensure_landing(con)
+    ensure_ingest(con)
     ensure_quality(con)
     report = SourceReport(source_id)
-    seen = _seen_sha256(con, source_id)
+    mapping = mapping_sha256(source)
+    seen = _seen_sha256(con, source_id, mapping)
+    read_before = _seen_sha256(con, source_id)
     watermark = con.execute(
         "select max(watermark) from raw.batches where source_id = ? and watermark is not null", [source_id]
     ).fetchone()[0]
@@ -342,15 +460,26 @@ def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.dat
              "source can be read", None, "critical", False, report.error[:2000], "a readable source", 0, now])
         return report
     previous = _previous_schema(con, source_id)
+    # A committed contract is an explicit promise about every column; otherwise (and for a
+    # source that declares its layouts) only the columns the mapping reads can refuse a batch.
+    whole_contract = contract_columns(source_suite_name(source_id)) is not None and not source.get("layouts")
     for seq, batch in enumerate(batches):
-        schema = check_schema(batch, source_id, previous) if not batch.error and batch.records else None
+        prepared: Prepared | Refused | None = None
+        if not batch.error and batch.records:
+            try:
+                prepared = prepare_batch(batch, source)
+            except Refused as exc:
+                prepared = exc
+        mapped = None if whole_contract or not isinstance(prepared, Prepared) else prepared.mapped
+        schema = check_schema(batch, source_id, previous, mapped) if not batch.error and batch.records else None
         gx_results: list = []
-        frame, quarantine, outcomes = process_batch(batch, source, catalog, as_of, schema, gx_results)
+        frame, quarantine, outcomes = process_batch(batch, source, catalog, as_of, schema, gx_results, prepared)
         # Batches of one run are stamped in the order they arrive (files by name, pages in order),
         # a microsecond apart: when two files of one drop restate the same period, the later one
         # is the latest revision (docs/sources.md), not whichever batch id sorts last.
         loaded_at = now + dt.timedelta(microseconds=seq)
         landed = _land(con, batch, source, frame, quarantine, outcomes, run_id, loaded_at, schema, gx_results)
+        landed.reread = batch.sha256 in read_before
         report.batches.append(landed)
         if schema is not None and landed.schema.verdict in ("baseline", "matches") and "missing_column" not in landed.reasons:
             previous = (landed.batch_id, schema.observed)
