@@ -74,7 +74,9 @@ def _touches(change, mapped: set[str]) -> bool:
     (a later layout) is information too: the mapping says what it reads."""
     if change.change == "added":
         return False
-    return change.column in mapped or (change.previous in mapped if change.change == "renamed" else False)
+    if change.change == "renamed":  # refuses only when the mapping still reads the old name
+        return change.previous in mapped
+    return change.column in mapped
 
 
 def check_schema(batch: RawBatch, source_id: str, previous: tuple[str, list] | None,
@@ -292,6 +294,9 @@ def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.dat
     return frame, quarantine, outcomes
 
 
+# Reasons that refuse a batch whole (every row quarantined with one detail).
+WHOLE_BATCH_REASONS = {"schema_change", "missing_column", "ambiguous_column", "unknown_layout", "period_not_found"}
+
 OBSERVATION_COLUMNS = ("batch_id", "source_id", "department_id", "kpi_id", "org_id", "period", "value", "numerator",
                        "denominator", "source_file", "source_sha256", "source_query", "row_number", "loaded_at",
                        "target")
@@ -410,7 +415,7 @@ def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, o
     reasons: dict[str, int] = {}
     for _, reason, _, _ in quarantine:
         reasons[reason] = reasons.get(reason, 0) + 1
-    whole = {"schema_change", "missing_column"} & set(reasons) and not len(frame)
+    whole = WHOLE_BATCH_REASONS & set(reasons) and not len(frame)
     problem = next((d for n, _, d, _ in quarantine if n is None), None) or \
         (quarantine[0][2] if whole else None)
     return BatchReport(batch_id, batch.source_file, batch.sha256, rows_in, len(frame), len(quarantine), reasons, outcomes,
