@@ -272,11 +272,16 @@ def run(
         busy = any("warehouse busy" in str(e.event_specific_data) for e in result.all_events if e.event_type_value == "STEP_FAILURE")
         raise typer.Exit(EXIT_BUSY if busy else EXIT_RUN_FAILED)
     out.print(f"[green]run {result.run_id} succeeded[/] in {elapsed:.0f}s")
+    unread = cli_ingest.unread_sources(s.warehouse, result.run_id)  # read none of their new files: exit 4
     reports = s.reports_dir
     if (reports / "scorecard.html").exists():
         out.print(f"Scorecard (open in a browser): {reports / 'scorecard.html'}", soft_wrap=True)
     if (reports / "audit-report.html").exists():
         out.print(f"Audit report: {reports / 'audit-report.html'}  (GX Data Docs: {reports / 'data_docs' / 'index.html'})", soft_wrap=True)
+    for line in unread:
+        err.print(f"[red]error:[/] {escape(line)}", soft_wrap=True)
+    if unread:
+        raise typer.Exit(cli_ingest.EXIT_NOTHING_READ)
 
 
 def _fmt(v, unit: str | None = None) -> str:
@@ -449,11 +454,13 @@ def status(
 # Commands owned by other stages (quality and audit; alert silences, acks and digests).
 from pipelines import cli_alerts, cli_ledger, cli_quality  # noqa: E402
 from pipelines import cli_bench  # noqa: E402
+from pipelines import cli_ingest  # noqa: E402
 
 cli_quality.register(app)
 cli_alerts.register(app)
 cli_bench.register(app)
 cli_ledger.register(app)
+cli_ingest.register(app)
 
 
 def main() -> None:

@@ -304,25 +304,50 @@ def read_file_batches(source: dict, data_dir: Path, seen_sha256: set[str]) -> It
         sha = _sha256_file(path)
         if sha in seen_sha256:
             continue
+        seen_sha256 = seen_sha256 | {sha}  # a second copy of a file in the drop folder is the same batch
         rel = str(path.resolve().relative_to(Path(data_dir).resolve()))
-        batch = RawBatch(source["id"], rel, sha, None, [])
-        limit = source.get("max_file_mb")
-        try:
-            size = path.stat().st_size
-            if limit and size > limit * 1024 * 1024:
-                shown = f"{size / 1048576:.1f} MB" if size >= 1048576 else f"{size:,} bytes"
-                raise SourceError(f"file is {shown}, over the {limit} MB limit")
-            if source["kind"] == "csv":
-                batch.columns, batch.records = _read_csv(path, source)
-            elif source["kind"] == "parquet":
-                batch.columns, batch.records = _read_parquet(path)
-            else:
-                read = _read_excel(path, source)
-                batch.columns, batch.records = read.columns, read.records
-                batch.sheet, batch.top_rows, batch.headings = read.sheet, read.top_rows, read.headings
-        except SourceError as exc:
-            batch.error = f"{rel}: {exc}"
-        yield batch
+        yield read_file(path, source, rel, sha)
+
+
+def read_file(path: Path, source: dict, rel: str, sha: str | None = None) -> RawBatch:
+    """One file of a file source as a raw batch; a file that cannot be read is a batch whose
+    `error` names the file and the problem."""
+    batch = RawBatch(source["id"], rel, sha or _sha256_file(path), None, [])
+    limit = source.get("max_file_mb")
+    try:
+        size = path.stat().st_size
+        if limit and size > limit * 1024 * 1024:
+            shown = f"{size / 1048576:.1f} MB" if size >= 1048576 else f"{size:,} bytes"
+            raise SourceError(f"file is {shown}, over the {limit} MB limit")
+        if source["kind"] == "csv":
+            batch.columns, batch.records = _read_csv(path, source)
+        elif source["kind"] == "parquet":
+            batch.columns, batch.records = _read_parquet(path)
+        else:
+            read = _read_excel(path, source)
+            batch.columns, batch.records = read.columns, read.records
+            batch.sheet, batch.top_rows, batch.headings = read.sheet, read.top_rows, read.headings
+    except SourceError as exc:
+        batch.error = f"{rel}: {exc}"
+    return batch
+
+
+def workbook_sheets(path: Path) -> list[str]:
+    """The sheet names of a workbook (for `kpiwatch inspect`); [] when it cannot be opened."""
+    try:
+        if path.suffix.lower() == ".xlsx":
+            from openpyxl import load_workbook
+
+            wb = load_workbook(path, read_only=True)
+            try:
+                return list(wb.sheetnames)
+            finally:
+                wb.close()
+        from python_calamine import CalamineWorkbook
+
+        return list(CalamineWorkbook.from_path(str(path)).sheet_names)
+    except Exception:  # a broken workbook: the reader names the problem
+        return []
 
 
 def sql_url(source: dict, data_dir: Path, environ: dict[str, str]) -> str:

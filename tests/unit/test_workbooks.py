@@ -300,3 +300,41 @@ def test_catalog_names_bad_reading_configuration(tmp_path):
     assert "sources[0].row_rules[0].exclude: a row rule's condition has exactly one of" in text
     assert "sources[0].row_rules[1].include.matches: '([' is not a valid regular expression" in text
     assert "sources[0].sheet.pattern: '*' is not a valid regular expression" in text
+
+
+def test_a_source_that_read_none_of_its_new_files_is_named_once_per_cause(tmp_path):
+    from pipelines.cli_ingest import nothing_read
+
+    for name, month in (("a", "April"), ("b", "May"), ("c", "June")):
+        write_xlsx(tmp_path / "data" / "ae" / f"{name}.xlsx", {"Sheet1": sheet_rows(f"{month} 2016")})
+    (tmp_path / "data" / "ae" / "c-copy.xlsx").write_bytes((tmp_path / "data" / "ae" / "c.xlsx").read_bytes())  # twice
+    land(tmp_path, make_catalog(tmp_path, source()))  # sheets "A&E Data" / "Provider Level Data" absent
+    with connect(tmp_path / "w.duckdb", read_only=True) as con:
+        assert nothing_read(con, "r1") == [
+            "source ae_returns read none of its 3 new file(s): unreadable_source × 3 file(s) "
+            "(none of the sheets 'A&E Data', 'Provider Level Data' found (sheets: 'Sheet1'))"]
+    write_xlsx(tmp_path / "data" / "ae" / "d.xlsx", {"A&E Data": sheet_rows("July 2016")})
+    land(tmp_path, make_catalog(tmp_path, source()), run_id="r2")
+    with connect(tmp_path / "w.duckdb", read_only=True) as con:
+        assert nothing_read(con, "r2") == []  # the new file was read
+
+
+def test_inspect_shows_sheet_header_period_rules_and_rows(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    make_catalog(tmp_path, source())
+    book = tmp_path / "return.xlsx"
+    write_xlsx(book, {"Cover": [["x"]], "A&E Data": sheet_rows("April 2016")})
+    result = CliRunner().invoke(app, ["inspect", str(book), "--source", "ae_returns", "--catalog", str(tmp_path / "catalog")])
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "sheets: 'Cover', 'A&E Data'" in text and "sheet read: 'A&E Data'" in text
+    assert f"{ATT} / {T1}" in text and "period: title cell A&E Data!B2 beside 'Period:': 'April 2016'" in text
+    assert "excluded by rule national: 1 row(s)" in text and "excluded by rule footnote: 1 row(s)" in text
+    assert "would be quarantined: missing_value × 1" in text
+    assert "2 row(s) would be landed, 1 quarantined, 3 excluded by rule" in text
+    write_xlsx(book, {"Cover": [["x"]]})
+    result = CliRunner().invoke(app, ["inspect", str(book), "--source", "ae_returns", "--catalog", str(tmp_path / "catalog")])
+    assert result.exit_code == 1 and "refused: unreadable_source" in result.output
