@@ -203,7 +203,8 @@ def test_columns_by_letter_and_position(tmp_path):
 @pytest.mark.parametrize("ext", ["xlsx", "xls"])
 def test_period_from_the_file_name(tmp_path, ext):
     for name, period in (("AE-Apr16-revised", "April 2016"), ("AE-May16 (1)", "May 2016")):
-        WRITERS[ext](tmp_path / "data" / "ae" / f"{name}.{ext}", {"A&E Data": sheet_rows(period, title=False)})
+        WRITERS[ext](tmp_path / "data" / "ae" / f"{name}.{ext}", {"A&E Data": sheet_rows(period, title=False),
+                                                                 "Notes": [[f"Published for {period}"]]})
     cols = {**AE_COLUMNS, "period": {"file_name": r"AE-(?P<month>[A-Z][a-z]{2})(?P<year>\d{2})"}}
     batches = land(tmp_path, make_catalog(tmp_path, source(columns=cols, header_row=2))).batches
     assert [b.rows_accepted for b in batches] == [2, 2]
