@@ -382,6 +382,8 @@ def _print_summary(s: Settings, run_id: str) -> None:
     rows_in = sum(b["rows_in"] for b in sm["batches"])
     out.print(f"[bold]Rows[/] this run: {rows_in} in, {landed} landed, {quarantined} quarantined "
               f"from {len(sm['batches'])} new batch(es)")
+    for x in sm.get("excluded", []):
+        out.print(f"  excluded {x['rows']} × rule {x['rule']} ({x['source_id']}: {x['batches']} file(s))", markup=False)
     for q in sm["quarantine"]:
         out.print(f"  quarantined {q['rows']} × {q['reason']} ({q['source_id']}: {q['source_file']})"
                   + (f" — {q['problem'].removeprefix(q['source_file'] + ': ')}" if q["problem"] else ""), markup=False)

@@ -89,3 +89,9 @@ def test_the_april_rename_blocks_nothing_and_periods_come_from_the_title_cell(wa
     assert {o["period_origin"] for o in origins} == {"title cell Commissioner!C5 beside 'Period:': 'April 2015'"}
     [decision] = rows(warehouse, "select published from publish.decisions")
     assert decision["published"]
+
+
+def test_the_audit_report_shows_the_excluded_rows(warehouse):
+    html = (warehouse.parent / "reports" / "audit-report.html").read_text()
+    assert "Excluded by row rules" in html and "commissioner_total" in html
+    assert "title cell Commissioner!C5 beside &#x27;Period:&#x27;: &#x27;April 2015&#x27;" in html
