@@ -339,3 +339,21 @@ def test_inspect_shows_sheet_header_period_rules_and_rows(tmp_path):
     write_xlsx(book, {"Cover": [["x"]]})
     result = CliRunner().invoke(app, ["inspect", str(book), "--source", "ae_returns", "--catalog", str(tmp_path / "catalog")])
     assert result.exit_code == 1 and "refused: unreadable_source" in result.output
+
+
+def test_excluded_rows_and_batch_reading_columns_land_on_postgres(tmp_path, monkeypatch):
+    from tests.support.pg import fresh_database, pg_env
+
+    write_xlsx(tmp_path / "data" / "ae" / "r.xlsx", {"A&E Data": sheet_rows("April 2016")})
+    catalog = make_catalog(tmp_path, source())
+    with fresh_database() as db:
+        for k, v in pg_env(db).items():
+            monkeypatch.setenv(k, v)
+        [batch] = land(tmp_path, catalog).batches
+        assert batch.excluded == {"national": 1, "subtotal": 1, "footnote": 1} and batch.rows_accepted == 2
+        assert land(tmp_path, catalog, run_id="r2").batches == []  # same file, same mapping: a no-op
+        with connect(tmp_path / "w.duckdb", read_only=True) as con:
+            got = con.execute("select rule, rows from raw.excluded_rows order by rule").fetchall()
+            origin = con.execute("select period_origin from raw.batches").fetchall()
+    assert [tuple(r) for r in got] == [("footnote", 1), ("national", 1), ("subtotal", 1)]
+    assert [tuple(r) for r in origin] == [("title cell A&E Data!B2 beside 'Period:': 'April 2016'",)]
