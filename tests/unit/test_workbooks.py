@@ -91,14 +91,14 @@ def source(**over) -> dict:
     return {**base, **over}
 
 
-def make_catalog(tmp_path, src: dict):
+def make_catalog(tmp_path, src: dict, kpi_id: str = "ae_type1"):
     cat = tmp_path / "catalog"
     cat.mkdir(exist_ok=True)
     (cat / "departments.yml").write_text(yaml.safe_dump({"departments": [
-        {"id": "health", "name": "Health", "channel": "#health"}]}))
+        {"id": src["department"], "name": "Health", "channel": "#health"}]}))
     (cat / "sources.yml").write_text(yaml.safe_dump({"sources": [src]}, sort_keys=False))
     (cat / "kpis.yml").write_text(yaml.safe_dump({"kpis": [{
-        "id": "ae_type1", "name": "Type 1 A&E seen within 4 hours", "department": "health", "source": src["id"],
+        "id": kpi_id, "name": "Type 1 A&E seen within 4 hours", "department": src["department"], "source": src["id"],
         "owner": {"name": "Lead"}, "unit": "percent", "direction": "higher_is_better", "frequency": "monthly",
         "aggregation": "ratio", "scale": 100, "tolerance": 1.0, "baseline": {"value": 95.0, "date": "2015-03-31"},
         "targets": [{"value": 95.0, "due": "2026-03-31"}]}]}))
@@ -357,3 +357,26 @@ def test_excluded_rows_and_batch_reading_columns_land_on_postgres(tmp_path, monk
             origin = con.execute("select period_origin from raw.batches").fetchall()
     assert [tuple(r) for r in got] == [("footnote", 1), ("national", 1), ("subtotal", 1)]
     assert [tuple(r) for r in origin] == [("title cell A&E Data!B2 beside 'Period:': 'April 2016'",)]
+
+
+def test_the_documented_ten_year_series_example_reads_such_a_series(tmp_path):
+    """docs/sources.md's worked example, as written, on a generated series: .xls in 2016,
+    a renamed sheet with added columns in 2019, a renamed code column in 2024 (its layout)."""
+    from pipelines.config import PROJECT_ROOT
+
+    doc = (PROJECT_ROOT / "docs" / "sources.md").read_text()
+    section = doc.split("### Worked example: a ten-year series of official monthly workbooks")[1]
+    blocks = [b.split("```")[0] for b in section.split("```yaml\n")[1:3]]
+    [src] = yaml.safe_load(blocks[0])
+    src["layouts"] = yaml.safe_load(blocks[1])["layouts"]
+    write_xls(tmp_path / "data" / "ae" / "2016-04.xls", {"A&E Data": sheet_rows("April 2016")})
+    write_xlsx(tmp_path / "data" / "ae" / "2019-04.xlsx", {"Notes": [["n"]], "Provider Level Data": sheet_rows("April 2019", True)})
+    later = sheet_rows("April 2024", True)
+    later[4] = ["Org Code"] + later[4][1:]
+    later[-1] = ["Source: NHS England"]
+    write_xlsx(tmp_path / "data" / "ae" / "2024-04.xlsx", {"Provider Level Data": later})
+    batches = land(tmp_path, make_catalog(tmp_path, src, "ae_type1_four_hours")).batches
+    assert [(b.rows_accepted, b.reasons, b.excluded) for b in batches] == [
+        (2, {"missing_value": 1}, {"national": 1, "subtotal": 1, "footnote": 1})] * 3
+    layouts = rows(tmp_path, "select layout from raw.batches order by source_file")
+    assert [r["layout"] for r in layouts] == ["code", "code", "org_code"]
