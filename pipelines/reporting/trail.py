@@ -69,6 +69,11 @@ def kpi_trail(con, kpi_id: str, period: dt.date) -> dict:
             select q.batch_id, q.row_number, q.reason, q.detail, q.record
             from raw.quarantine q where q.batch_id = any(?) order by q.batch_id, q.row_number""", [batch_ids])
         if needle_kpi in (q["record"] or "") and needle_period in (q["record"] or "")]
+    # Rows the source's row rules left out of these batches (subtotals, national rows): counted
+    # per batch and rule, neither in the figure nor rejected.
+    excluded = _rows(con, """select batch_id, rule, rows, row_numbers from raw.excluded_rows
+                             where batch_id = any(?) order by batch_id, rule""", [batch_ids]) \
+        if exists(con, "raw", "excluded_rows") else []
     drift = []
     if exists(con, "quality", "drift_findings"):
         drift = _rows(con, """
@@ -89,7 +94,7 @@ def kpi_trail(con, kpi_id: str, period: dt.date) -> dict:
     return {
         "kpi": kpi, "period": period, "figure": figure, "computation": computation(kpi, rows),
         "rows": rows, "superseded": revisions, "batches": batches, "checks": checks,
-        "quarantined": quarantined, "drift": drift, "published": published, "current": current,
+        "quarantined": quarantined, "excluded": excluded, "drift": drift, "published": published, "current": current,
         "decision": decision,
     }
 
@@ -108,6 +113,10 @@ def computation(kpi: dict, rows: list[dict]) -> str:
     if agg == "mean":
         return f"mean of {len(values)} organisation value(s) = {sum(values) / len(values):,.4f}" if values else "mean of no values"
     return f"sum of {len(values)} organisation value(s) = {sum(values):,.4f}"
+
+
+# Source rows printed in text; the JSON has all of them.
+SHOWN_ROWS = 20
 
 
 def _fmt(v) -> str:
@@ -142,18 +151,24 @@ def render_text(t: dict) -> str:
     out.append("")
     out.append(f"Source rows behind the figure (latest revision of each organisation), {len(t['rows'])}:")
     out.append(f"  {'org':<8} {'value':>12} {'numerator':>12} {'denominator':>12}  {'row':>5}  batch / file")
-    for r in t["rows"]:
+    for r in t["rows"][:SHOWN_ROWS]:
         out.append(f"  {r['org_id']:<8} {_fmt(r['value']):>12} {_fmt(r['numerator']):>12} {_fmt(r['denominator']):>12}  "
                    f"{r['row_number']:>5}  {r['batch_id']} / {r['source_file'] or r['source_query']}")
+    if len(t["rows"]) > SHOWN_ROWS:  # an official return has thousands: summarised, all in --format json
+        out.append(f"  … and {len(t['rows']) - SHOWN_ROWS} more row(s) (all of them: --format json)")
     out.append("")
     out.append("Batches:")
     for b in t["batches"]:
         rows = sorted(r["row_number"] for r in t["rows"] if r["batch_id"] == b["batch_id"])
         out.append(f"  {b['batch_id']}: {b['source_file'] or 'query: ' + str(b['source_query'])}")
         out.append(f"    sha256 {b['source_sha256']}")
+        used = ", ".join(map(str, rows[:SHOWN_ROWS])) + (f", … ({len(rows)} rows)" if len(rows) > SHOWN_ROWS else "")
         out.append(f"    landed {b['loaded_at']:%Y-%m-%d %H:%M:%S} UTC in run {b['run_id']}; {b['rows_in']} rows in, "
-                   f"{b['rows_accepted']} landed, {b['rows_quarantined']} quarantined; rows used here: "
-                   f"{', '.join(map(str, rows))}")
+                   f"{b['rows_accepted']} landed, {b['rows_quarantined']} quarantined; rows used here: {used}")
+        for x in (x for x in t.get("excluded", []) if x["batch_id"] == b["batch_id"]):
+            records = (x["row_numbers"] or "").split(", ")
+            shown = ", ".join(records[:10]) + (", …" if len(records) > 10 else "")
+            out.append(f"    excluded by rule {x['rule']}: {x['rows']} row(s) (records {shown})")
         cs = t["checks"].get(b["batch_id"], [])
         failed = [c for c in cs if not c["success"]]
         out.append(f"    checks: {len(cs) - len(failed)} passed, {len(failed)} failed")

@@ -95,3 +95,18 @@ def test_the_audit_report_shows_the_excluded_rows(warehouse):
     html = (warehouse.parent / "reports" / "audit-report.html").read_text()
     assert "Excluded by row rules" in html and "commissioner_total" in html
     assert "title cell Commissioner!C5 beside &#x27;Period:&#x27;: &#x27;April 2015&#x27;" in html
+
+
+def test_explain_summarises_thousands_of_rows_and_names_the_excluded_ones(warehouse):
+    import datetime as dt
+
+    from pipelines.reporting.trail import SHOWN_ROWS, kpi_trail, render_text
+    from pipelines.warehouse import connect
+
+    with connect(warehouse, read_only=True) as con:
+        trail = kpi_trail(con, "rtt_admitted", dt.date(2015, 4, 1))
+    text = render_text(trail)
+    assert len(trail["rows"]) == 3990 and f"… and {3990 - SHOWN_ROWS} more row(s) (all of them: --format json)" in text
+    assert "100 × 249,141 / 292,166 = 85.2738" in text
+    assert "excluded by rule commissioner_total: 210 row(s) (records 20, 40, 60" in text
+    assert len(text.splitlines()) < 80
