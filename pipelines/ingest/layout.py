@@ -149,11 +149,16 @@ def _from_parts(m: re.Match, where: str) -> str:
     if "year" not in parts or not ({"month", "quarter"} & set(parts)):
         raise Refused("period_not_found", f"{where}: the pattern needs named parts (?P<year>..) and "
                                           "(?P<month>..) or (?P<quarter>..), or (?P<period>..)")
+    if not parts["year"].isdigit() or len(parts["year"]) not in (2, 4):
+        raise Refused("period_not_found", f"{where}: year {parts['year']!r} is not 2 or 4 digits")
     year = int(parts["year"])
     if year < 100:
         year += 2000 if year < 70 else 1900
     if "quarter" in parts:
-        return f"{year:04d}-Q{int(parts['quarter'].lstrip('Qq'))}"
+        quarter = parts["quarter"].lstrip("Qq")
+        if quarter not in ("1", "2", "3", "4"):
+            raise Refused("period_not_found", f"{where}: {parts['quarter']!r} is not a quarter")
+        return f"{year:04d}-Q{quarter}"
     month = parts["month"]
     number = int(month) if month.isdigit() else _MONTHS.get(month.lower().rstrip("."))
     if not number or not 1 <= number <= 12:
@@ -196,19 +201,24 @@ def batch_period(spec, batch: RawBatch):
         return value, fmt, f"cell {batch.sheet}!{spec['cell'].upper()}"
     if "file_name" in spec:
         name = PurePath(batch.source_file or "").name
-        m = re.search(spec["file_name"], name)
-        if not m:
-            raise Refused("period_not_found", f"file name {name!r} does not match {spec['file_name']!r}")
-        return _from_parts(m, f"file name {name!r}") if m.groupdict() else m[0], \
-            fmt if "period" in m.groupdict() or not m.groupdict() else None, f"file name {name!r}"
+        return (*_named(spec["file_name"], name, f"file name {name!r}", fmt), f"file name {name!r}")
     name = batch.sheet or ""
     if spec["sheet_name"] is True:
         return name, fmt, f"sheet name {name!r}"
-    m = re.search(str(spec["sheet_name"]), name)
+    return (*_named(str(spec["sheet_name"]), name, f"sheet name {name!r}", fmt), f"sheet name {name!r}")
+
+
+def _named(pattern: str, text: str, where: str, fmt: str | None) -> tuple[str, str | None]:
+    """(period text, format) from a name and a pattern: its named parts, or the whole match."""
+    m = re.search(pattern, text)
     if not m:
-        raise Refused("period_not_found", f"sheet name {name!r} does not match {spec['sheet_name']!r}")
-    return (_from_parts(m, f"sheet name {name!r}") if m.groupdict() else m[0]), \
-        fmt if "period" in m.groupdict() or not m.groupdict() else None, f"sheet name {name!r}"
+        raise Refused("period_not_found", f"{where} does not match the pattern '{pattern}'")
+    parts = m.groupdict()
+    if not parts:
+        return m[0], fmt
+    if parts.get("period") is not None:
+        return parts["period"], fmt
+    return _from_parts(m, where), None  # built as YYYY-MM / YYYY-Qn
 
 
 # ---- row rules -------------------------------------------------------------------------------

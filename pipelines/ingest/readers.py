@@ -195,7 +195,7 @@ def _pick_sheet(names: list[str], sheet, top_rows) -> str:
         rx = re.compile(sheet["pattern"])
         found = next((n for n in names if rx.fullmatch(n)), None)
         if found is None:
-            raise SourceError(f"no sheet name matches {sheet['pattern']!r} (sheets: {listed})")
+            raise SourceError(f"no sheet name matches the pattern '{sheet['pattern']}' (sheets: {listed})")
         return found
     label = sheet["header_contains"]
     for n in names:

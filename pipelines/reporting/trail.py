@@ -8,7 +8,7 @@ import json
 import re
 
 from pipelines.quality.evidence import batch_checks, contributing_rows
-from pipelines.quality.store import exists
+from pipelines.quality.store import columns, exists
 from pipelines.warehouse import rows as _rows
 
 _MONTH = re.compile(r"^(\d{4})-(\d{1,2})(?:-01)?$")
@@ -58,9 +58,11 @@ def kpi_trail(con, kpi_id: str, period: dt.date) -> dict:
             where o.kpi_id = ? and o.period = ? order by o.org_id, o.loaded_at, o.batch_id, o.row_number""", [kpi_id, period])
         if (r["batch_id"], r["row_number"]) not in chosen]
     batch_ids = sorted({r["batch_id"] for r in rows})
-    batches = _rows(con, """select batch_id, source_id, source_file, source_sha256, source_query, rows_in,
-                                   rows_accepted, rows_quarantined, loaded_at, run_id
-                            from raw.batches where batch_id = any(?) order by loaded_at, batch_id""", [batch_ids])
+    # Where a batch-level period came from (a title cell, the file name), for warehouses that record it.
+    origin = "period_origin" if "period_origin" in columns(con, "raw", "batches") else "null as period_origin"
+    batches = _rows(con, f"""select batch_id, source_id, source_file, source_sha256, source_query, rows_in,
+                                    rows_accepted, rows_quarantined, loaded_at, run_id, {origin}
+                             from raw.batches where batch_id = any(?) order by loaded_at, batch_id""", [batch_ids])
     checks = batch_checks(con, batch_ids)
     # Quarantined rows of the same batches that name this KPI and period (a rejected duplicate,
     # an unparseable value, ...): what did not make it into the figure.
@@ -162,6 +164,8 @@ def render_text(t: dict) -> str:
         rows = sorted(r["row_number"] for r in t["rows"] if r["batch_id"] == b["batch_id"])
         out.append(f"  {b['batch_id']}: {b['source_file'] or 'query: ' + str(b['source_query'])}")
         out.append(f"    sha256 {b['source_sha256']}")
+        if b.get("period_origin"):
+            out.append(f"    period from {b['period_origin']}")
         used = ", ".join(map(str, rows[:SHOWN_ROWS])) + (f", … ({len(rows)} rows)" if len(rows) > SHOWN_ROWS else "")
         out.append(f"    landed {b['loaded_at']:%Y-%m-%d %H:%M:%S} UTC in run {b['run_id']}; {b['rows_in']} rows in, "
                    f"{b['rows_accepted']} landed, {b['rows_quarantined']} quarantined; rows used here: {used}")

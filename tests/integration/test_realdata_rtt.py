@@ -109,4 +109,5 @@ def test_explain_summarises_thousands_of_rows_and_names_the_excluded_ones(wareho
     assert len(trail["rows"]) == 3990 and f"… and {3990 - SHOWN_ROWS} more row(s) (all of them: --format json)" in text
     assert "100 × 249,141 / 292,166 = 85.2738" in text
     assert "excluded by rule commissioner_total: 210 row(s) (records 20, 40, 60" in text
+    assert "period from title cell Commissioner!C5 beside 'Period:': 'April 2015'" in text
     assert len(text.splitlines()) < 80

@@ -236,7 +236,7 @@ def test_no_period_cell_refuses_the_file_with_file_and_sheet_named(tmp_path):
 
 @pytest.mark.parametrize("sheet, message", [
     (["Provider Data"], "none of the sheets 'Provider Data' found (sheets: 'Cover', 'Data 2016')"),
-    ({"pattern": "Provider.*"}, "no sheet name matches 'Provider.*' (sheets: 'Cover', 'Data 2016')"),
+    ({"pattern": "Provider.*"}, "no sheet name matches the pattern 'Provider.*' (sheets: 'Cover', 'Data 2016')"),
     ({"header_contains": "Org code"}, "no sheet has a cell 'Org code' in its first 50 rows (sheets: 'Cover', 'Data 2016')"),
 ])
 def test_no_matching_sheet_lists_the_sheets(tmp_path, sheet, message):
@@ -380,3 +380,33 @@ def test_the_documented_ten_year_series_example_reads_such_a_series(tmp_path):
         (2, {"missing_value": 1}, {"national": 1, "subtotal": 1, "footnote": 1})] * 3
     layouts = rows(tmp_path, "select layout from raw.batches order by source_file")
     assert [r["layout"] for r in layouts] == ["code", "code", "org_code"]
+
+
+@pytest.mark.parametrize("pattern, name, expected", [
+    (r"(?P<year>\d{4})-(?P<month>\d{2})", "returns 2019-04 final.xlsx", "2019-04"),
+    (r"(?P<month>[A-Za-z]+)-(?P<year>\d{4})", "AE-September-2016.xlsx", "2016-09"),
+    (r"(?P<year>\d{4})-?Q(?P<quarter>[1-4])", "kpi_2020Q3.xlsx", "2020-Q3"),
+    (r"(?P<period>[A-Z][a-z]+ \d{4})", "Return March 2021.xlsx", "March 2021"),
+])
+def test_file_name_period_parts(pattern, name, expected):
+    from pipelines.ingest.layout import batch_period
+    from pipelines.ingest.readers import RawBatch
+
+    batch = RawBatch("s", f"dir/{name}", "sha", None, [])
+    value, _, origin = batch_period({"file_name": pattern}, batch)
+    assert value == expected and origin == f"file name {name!r}"
+
+
+@pytest.mark.parametrize("pattern, name, problem", [
+    (r"(?P<year>\d{4})-(?P<month>\d{2})", "returns.xlsx", r"does not match the pattern '(?P<year>\d{4})-(?P<month>\d{2})'"),
+    (r"(?P<year>\w+)-(?P<month>\w+)", "abc-Foo.xlsx", "year 'abc' is not 2 or 4 digits"),
+    (r"(?P<year>\d{4})-(?P<month>\w+)", "2019-Foo.xlsx", "'Foo' is not a month"),
+    (r"(?P<year>\d{4})", "2019.xlsx", "the pattern needs named parts"),
+])
+def test_file_name_period_problems_are_named(pattern, name, problem):
+    from pipelines.ingest.layout import Refused, batch_period
+    from pipelines.ingest.readers import RawBatch
+
+    with pytest.raises(Refused) as exc:
+        batch_period({"file_name": pattern}, RawBatch("s", name, "sha", None, []))
+    assert exc.value.reason == "period_not_found" and problem in exc.value.detail
