@@ -66,11 +66,24 @@ def kpi_trail(con, kpi_id: str, period: dt.date) -> dict:
     checks = batch_checks(con, batch_ids)
     # Quarantined rows of the same batches that name this KPI and period (a rejected duplicate,
     # an unparseable value, ...): what did not make it into the figure.
+    # A batch whose landed rows all have one KPI (a constant in the mapping) or one period (a
+    # title cell, the file name) gives that KPI or period to its quarantined rows too.
     needle_kpi, needle_period = kpi_id, f"{period:%Y-%m}"
+    only = {r["batch_id"]: r for r in _rows(con, """
+            select batch_id, count(distinct kpi_id) as kpis, min(kpi_id) as kpi_id,
+                   count(distinct period) as periods, min(period) as period
+            from raw.observations where batch_id = any(?) group by batch_id""", [batch_ids])}
+
+    def concerns(q: dict) -> bool:
+        record, one = q["record"] or "", only.get(q["batch_id"]) or {}
+        same_kpi = needle_kpi in record or (one.get("kpis") == 1 and one.get("kpi_id") == kpi_id)
+        same_period = needle_period in record or (one.get("periods") == 1 and one.get("period") == period)
+        return same_kpi and same_period
+
     quarantined = [q for q in _rows(con, """
             select q.batch_id, q.row_number, q.reason, q.detail, q.record
             from raw.quarantine q where q.batch_id = any(?) order by q.batch_id, q.row_number""", [batch_ids])
-        if needle_kpi in (q["record"] or "") and needle_period in (q["record"] or "")]
+        if concerns(q)]
     # Rows the source's row rules left out of these batches (subtotals, national rows): counted
     # per batch and rule, neither in the figure nor rejected.
     excluded = _rows(con, """select batch_id, rule, rows, row_numbers from raw.excluded_rows
@@ -187,8 +200,14 @@ def render_text(t: dict) -> str:
                        f"row {r['row_number']} of {r['batch_id']} ({r['source_file']})")
     out.append("")
     out.append(f"Quarantined rows of these batches for {k['kpi_id']} {t['period']:%Y-%m}: {len(t['quarantined']) or 'none'}")
-    for q in t["quarantined"]:
+    for q in t["quarantined"][:SHOWN_ROWS]:
         out.append(f"  row {q['row_number']} of {q['batch_id']}: {q['reason']} — {q['detail']}; record {q['record']}")
+    if len(t["quarantined"]) > SHOWN_ROWS:
+        counts: dict[str, int] = {}
+        for q in t["quarantined"]:
+            counts[q["reason"]] = counts.get(q["reason"], 0) + 1
+        out.append(f"  … and {len(t['quarantined']) - SHOWN_ROWS} more; by reason: "
+                   + ", ".join(f"{r} × {n}" for r, n in sorted(counts.items())))
     out.append(f"Drift findings for this figure (latest drift run): {len(t['drift']) or 'none'}")
     for d in t["drift"]:
         out.append(f"  {d['severity']} {d['kind']}: {d['detail']}")

@@ -38,3 +38,14 @@ def test_a_source_that_read_none_of_its_files_exits_4_naming_it(tmp_path):
     assert "Rows this run: 8 in, 4 landed, 4 quarantined from 4 new batch(es)" in text
     assert "excluded 2 × rule footnote (ae_returns: 2 file(s))" in text
     assert "Traceback" not in run.stdout + run.stderr
+
+    # explain finds the quarantined row of a figure whose KPI is a constant and whose period is
+    # the title cell (neither is in the raw record's text).
+    explain = subprocess.run([exe, "explain", "ae_type1", "2016-04", "--warehouse", str(tmp_path / "wh" / "w.duckdb")],
+                             env=env, capture_output=True, text=True)
+    assert explain.returncode == 0, explain.stderr
+    text = explain.stdout
+    assert "Quarantined rows of these batches for ae_type1 2016-04: 1" in text
+    assert "row 3 of ae_returns:" in text and "missing_value" in text
+    assert "excluded by rule national: 1 row(s) (records 1)" in text
+    assert "period from title cell A&E Data!B2 beside 'Period:': 'April 2016'" in text
