@@ -18,7 +18,7 @@ import pandas as pd
 
 from pipelines.catalog.loader import Catalog
 from pipelines.ingest.fastparse import parse_batch
-from pipelines.ingest.layout import BATCH_PERIOD, Prepared, Refused, mapping_sha256, prepare_batch
+from pipelines.ingest.layout import BATCH_PERIOD, Prepared, Refused, mapping_sha256, prepare_batch, rule_columns
 from pipelines.ingest.parsing import expand_wide, required_columns
 from pipelines.ingest.readers import RawBatch, SourceError, read_batches
 from pipelines.quality.contracts import compare_schema, contract_columns, infer_schema, source_suite_name
@@ -230,7 +230,10 @@ def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.dat
     elif schema is not None:
         outcomes.append(_own("schema_contract", True, "first batch of a source without a contract: schema recorded",
                              "no contract; later batches are compared with this one"))
-    needed = [c for c in required_columns(source) if c != BATCH_PERIOD]
+    # The mapped columns and those the row rules read: a rule on a column that is gone would
+    # silently stop excluding (subtotals counted twice), so it is a missing column too.
+    needed = [c for c in dict.fromkeys(required_columns(source) + rule_columns(source.get("row_rules")))
+              if c != BATCH_PERIOD]
     missing = [c for c in needed if c not in batch.columns]
     if not missing and schema is not None and schema.changes:
         # Column added, unmapped column missing or renamed, type changed: the source no longer

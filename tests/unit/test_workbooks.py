@@ -410,3 +410,12 @@ def test_file_name_period_problems_are_named(pattern, name, problem):
     with pytest.raises(Refused) as exc:
         batch_period({"file_name": pattern}, RawBatch("s", name, "sha", None, []))
     assert exc.value.reason == "period_not_found" and problem in exc.value.detail
+
+
+def test_a_row_rule_on_a_column_that_is_gone_refuses_the_file(tmp_path):
+    # Without its column the subtotal rule would silently stop excluding: totals counted twice.
+    write_xlsx(tmp_path / "data" / "ae" / "r.xlsx", {"A&E Data": sheet_rows("April 2016")})
+    rules = RULES + [{"name": "subtotal_flag", "exclude": {"column": "Row type", "equals": "subtotal"}}]
+    [batch] = land(tmp_path, make_catalog(tmp_path, source(row_rules=rules))).batches
+    assert batch.reasons == {"missing_column": 3} and batch.rows_accepted == 0
+    assert "missing column(s) 'Row type'" in batch.problem
