@@ -208,6 +208,11 @@ def batch_period(spec, batch: RawBatch):
     return (*_named(str(spec["sheet_name"]), name, f"sheet name {name!r}", fmt), f"sheet name {name!r}")
 
 
+def file_name_period(spec: dict, name: str) -> str:
+    """The period text a `{file_name: pattern}` spec finds in a file name (Refused when none)."""
+    return _named(spec["file_name"], PurePath(name).name, f"file name {PurePath(name).name!r}", spec.get("format"))[0]
+
+
 def _named(pattern: str, text: str, where: str, fmt: str | None) -> tuple[str, str | None]:
     """(period text, format) from a name and a pattern: its named parts, or the whole match."""
     m = re.search(pattern, text)

@@ -299,14 +299,32 @@ def _read_parquet(path: Path) -> tuple[list[str], list[dict[str, object]]]:
 
 
 def read_file_batches(source: dict, data_dir: Path, seen_sha256: set[str]) -> Iterator[RawBatch]:
-    """Yield one batch per file in the source's drop folder not ingested before (by sha256)."""
-    for path in source_files(source, data_dir):
+    """Yield one batch per file in the source's drop folder not ingested before (by sha256): in
+    period order when the period is in the file name (`AE-Dec14` before `AE-Jan15`), else in
+    name order."""
+    for path in _period_order(source, source_files(source, data_dir)):
         sha = _sha256_file(path)
         if sha in seen_sha256:
             continue
         seen_sha256 = seen_sha256 | {sha}  # a second copy of a file in the drop folder is the same batch
         rel = str(path.resolve().relative_to(Path(data_dir).resolve()))
         yield read_file(path, source, rel, sha)
+
+
+def _period_order(source: dict, paths: list[Path]) -> list[Path]:
+    spec = source["columns"].get("period")
+    if not (isinstance(spec, dict) and "file_name" in spec):
+        return paths
+    from pipelines.ingest.layout import Refused, file_name_period
+    from pipelines.ingest.parsing import Rejected, parse_period
+
+    def key(path: Path):
+        try:
+            return (0, parse_period(file_name_period(spec, path.name), None, spec.get("format")), path.name)
+        except (Refused, Rejected):
+            return (1, None, path.name)  # no period in its name: after the others, refused when read
+
+    return sorted(paths, key=lambda p: (key(p)[0], key(p)[1] or dt.date.min, key(p)[2]))
 
 
 def read_file(path: Path, source: dict, rel: str, sha: str | None = None) -> RawBatch:

@@ -419,3 +419,12 @@ def test_a_row_rule_on_a_column_that_is_gone_refuses_the_file(tmp_path):
     [batch] = land(tmp_path, make_catalog(tmp_path, source(row_rules=rules))).batches
     assert batch.reasons == {"missing_column": 3} and batch.rows_accepted == 0
     assert "missing column(s) 'Row type'" in batch.problem
+
+
+def test_files_with_the_period_in_their_name_are_read_in_period_order(tmp_path):
+    for name, period in (("AE-Jan15", "January 2015"), ("AE-Dec14", "December 2014"), ("AE-Feb15", "February 2015")):
+        write_xlsx(tmp_path / "data" / "ae" / f"{name}.xlsx", {"A&E Data": sheet_rows(period, title=False),
+                                                              "Notes": [[period]]})
+    cols = {**AE_COLUMNS, "period": {"file_name": r"AE-(?P<month>[A-Z][a-z]{2})(?P<year>\d{2})"}}
+    batches = land(tmp_path, make_catalog(tmp_path, source(columns=cols, header_row=2))).batches
+    assert [b.source_file for b in batches] == ["ae/AE-Dec14.xlsx", "ae/AE-Jan15.xlsx", "ae/AE-Feb15.xlsx"]
