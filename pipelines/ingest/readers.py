@@ -269,7 +269,10 @@ def _read_excel(path: Path, source: dict) -> RawBatch:
     out = RawBatch(source["id"], None, "", None, [], sheet=name)
     if not rows:
         return out
-    h = _find_header(rows, source)
+    try:
+        h = _find_header(rows, source)
+    except SourceError as exc:
+        raise SourceError(f"sheet {name!r}: {exc}") from None
     if len(rows) <= h:
         out.top_rows = rows
         return out

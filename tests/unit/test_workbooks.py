@@ -428,3 +428,10 @@ def test_files_with_the_period_in_their_name_are_read_in_period_order(tmp_path):
     cols = {**AE_COLUMNS, "period": {"file_name": r"AE-(?P<month>[A-Z][a-z]{2})(?P<year>\d{2})"}}
     batches = land(tmp_path, make_catalog(tmp_path, source(columns=cols, header_row=2))).batches
     assert [b.source_file for b in batches] == ["ae/AE-Dec14.xlsx", "ae/AE-Jan15.xlsx", "ae/AE-Feb15.xlsx"]
+
+
+def test_a_missing_header_label_names_file_and_sheet(tmp_path):
+    write_xls(tmp_path / "data" / "ae" / "r.xls", {"A&E Data": [["Period:", "April 2016"], ["Provider", "Value"]]})
+    [batch] = land(tmp_path, make_catalog(tmp_path, source())).batches
+    assert batch.reasons == {"unreadable_source": 1}
+    assert batch.problem == "ae/r.xls: sheet 'A&E Data': no row with the header label 'Code' in the first 50 rows"
