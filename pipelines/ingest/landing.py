@@ -399,7 +399,11 @@ def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, o
               o.success, o.observed, o.expected, o.unexpected_count, now] for o in outcomes],
         )
         if schema is not None:
-            verdict = "changed" if any(r == "missing_column" for _, r, _, _ in quarantine) else schema.verdict
+            reasons_seen = {r for _, r, _, _ in quarantine}
+            # A batch the mapping could not read at all is no reference for the next one.
+            verdict = "changed" if "missing_column" in reasons_seen else \
+                "refused" if reasons_seen & {"ambiguous_column", "unknown_layout", "period_not_found"} and not len(frame) \
+                else schema.verdict
             con.execute(
                 """insert into quality.batch_schemas (run_id, batch_id, source_id, columns_json, verdict,
                        compared_with, changes, recorded_at) values (?, ?, ?, ?, ?, ?, ?, ?)""",
@@ -489,6 +493,7 @@ def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.dat
         landed = _land(con, batch, source, frame, quarantine, outcomes, run_id, loaded_at, schema, gx_results)
         landed.reread = batch.sha256 in read_before
         report.batches.append(landed)
-        if schema is not None and landed.schema.verdict in ("baseline", "matches") and "missing_column" not in landed.reasons:
+        refused = {"missing_column", "ambiguous_column", "unknown_layout", "period_not_found"} & set(landed.reasons)
+        if schema is not None and landed.schema.verdict in ("baseline", "matches") and not refused:
             previous = (landed.batch_id, schema.observed)
     return report

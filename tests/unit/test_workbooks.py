@@ -435,3 +435,16 @@ def test_a_missing_header_label_names_file_and_sheet(tmp_path):
     [batch] = land(tmp_path, make_catalog(tmp_path, source())).batches
     assert batch.reasons == {"unreadable_source": 1}
     assert batch.problem == "ae/r.xls: sheet 'A&E Data': no row with the header label 'Code' in the first 50 rows"
+
+
+def test_a_refused_batch_is_no_schema_reference_for_the_next(tmp_path):
+    # r1: no period cell (refused whole); r2, with another unmapped column, is compared with
+    # nothing earlier than itself and is the baseline.
+    write_xlsx(tmp_path / "data" / "ae" / "a.xlsx", {"A&E Data": [[], [], [], *sheet_rows("x", title=False)]})
+    land(tmp_path, make_catalog(tmp_path, source()))
+    write_xlsx(tmp_path / "data" / "ae" / "b.xlsx", {"A&E Data": sheet_rows("May 2016", True)})
+    [batch] = land(tmp_path, make_catalog(tmp_path, source()), run_id="r2").batches
+    assert batch.rows_accepted == 2
+    verdicts = rows(tmp_path, "select run_id, verdict, compared_with from quality.batch_schemas order by run_id")
+    assert verdicts == [{"run_id": "r1", "verdict": "refused", "compared_with": None},
+                        {"run_id": "r2", "verdict": "baseline", "compared_with": None}]
