@@ -64,14 +64,15 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def inspect(
-        file: Path = typer.Argument(..., help="A workbook or file of the source (anywhere on disk)"),
+        files: list[Path] = typer.Argument(..., metavar="FILE...", help="Workbooks or files of the source (anywhere on disk); with several, one line each"),
         source: str = typer.Option(..., "--source", help="The id of the catalog source to read it as"),
         catalog: Optional[Path] = typer.Option(None, "--catalog", help="Catalog directory [env KPIWATCH_CATALOG; default: the demo catalog]"),
         rows: int = typer.Option(5, "--rows", min=0, max=100, help="How many mapped rows to show"),
     ):
         """How FILE reads through source ID, before anything lands: the sheets found, the header
         resolved, the period found, the first mapped rows, what would be excluded by rule or
-        quarantined and why. Exit 1 when the file would be refused whole."""
+        quarantined and why. With several files (a whole series), one line per file. Exit 1 when
+        a file would be refused whole."""
         from rich.console import Console
         from rich.markup import escape
         from rich.table import Table
@@ -97,11 +98,52 @@ def register(app: typer.Typer) -> None:
         if src["kind"] not in ("csv", "excel", "parquet"):
             err.print(f"[red]error:[/] source {escape(source)} is a {src['kind']} source: inspect reads files")
             raise typer.Exit(EXIT_CONFIG)
-        if not file.is_file():
-            err.print(f"[red]error:[/] file {escape(str(file))} not found")
-            raise typer.Exit(EXIT_CONFIG)
-        code = _inspect(out, file, src, cat, rows, Table, escape)
-        raise typer.Exit(code)
+        for file in files:
+            if not file.is_file():
+                err.print(f"[red]error:[/] file {escape(str(file))} not found")
+                raise typer.Exit(EXIT_CONFIG)
+        if len(files) == 1:
+            raise typer.Exit(_inspect(out, files[0], src, cat, rows, Table, escape))
+        refused = 0
+        for file in files:
+            ok, line = _one_line(file, src, cat)
+            refused += not ok
+            out.print(("" if ok else "[red]refused[/] ") + escape(f"{file.name}: {line}"))
+        out.print(f"{len(files) - refused} of {len(files)} file(s) would be read, {refused} refused")
+        raise typer.Exit(EXIT_REFUSED if refused else 0)
+
+
+def _one_line(file: Path, src: dict, cat) -> tuple[bool, str]:
+    """Whether one file would be read, and how, in one line (for a whole series)."""
+    from pipelines.ingest.fastparse import parse_batch
+    from pipelines.ingest.layout import BATCH_PERIOD, Refused, prepare_batch, rule_columns
+    from pipelines.ingest.parsing import expand_wide, required_columns
+    from pipelines.ingest.readers import read_file
+
+    batch = read_file(file, src, file.name)
+    if batch.error:
+        return False, f"unreadable_source — {batch.error.removeprefix(file.name + ': ')}"
+    try:
+        prepared = prepare_batch(batch, src)
+    except Refused as exc:
+        return False, f"{exc.reason} — {exc.detail}"
+    source = prepared.source
+    needed = required_columns(source) + rule_columns(source.get("row_rules"))
+    missing = [c for c in dict.fromkeys(needed) if c != BATCH_PERIOD and c not in batch.columns]
+    if missing:
+        return False, f"missing_column — {', '.join(map(repr, missing))}"
+    numbered = prepared.numbered
+    if source.get("wide"):
+        numbered, _, source = expand_wide([rec for _, rec in numbered], source)
+    kpis = {k: cat.kpis[k] for k in cat.kpis_of_source(src["id"])}
+    _, parsed, rejects = parse_batch(numbered, source, kpis)
+    unknown = sum(1 for k in parsed["kpi_id"] if k not in kpis)
+    excluded = sum(len(v) for v in prepared.excluded.values())
+    where = ", ".join(x for x in (f"sheet {batch.sheet!r}" if batch.sheet else "",
+                                  f"layout {prepared.layout}" if prepared.layout else "",
+                                  f"period {prepared.period_origin}" if prepared.period_origin else "") if x)
+    return True, (f"{len(parsed['kpi_id']) - unknown} row(s) landed, {len(rejects) + unknown} quarantined, "
+                  f"{excluded} excluded by rule" + (f" ({where})" if where else ""))
 
 
 def _inspect(out, file: Path, src: dict, cat, n_rows: int, Table, escape) -> int:

@@ -448,3 +448,25 @@ def test_a_refused_batch_is_no_schema_reference_for_the_next(tmp_path):
     verdicts = rows(tmp_path, "select run_id, verdict, compared_with from quality.batch_schemas order by run_id")
     assert verdicts == [{"run_id": "r1", "verdict": "refused", "compared_with": None},
                         {"run_id": "r2", "verdict": "baseline", "compared_with": None}]
+
+
+def test_inspect_a_whole_series_one_line_per_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    make_catalog(tmp_path, source())
+    write_xls(tmp_path / "2016-04.xls", {"A&E Data": sheet_rows("April 2016")})
+    write_xlsx(tmp_path / "2019-04.xlsx", {"Provider Level Data": sheet_rows("April 2019", True)})
+    write_xlsx(tmp_path / "2020-04.xlsx", {"Data": sheet_rows("April 2020")})
+    result = CliRunner().invoke(app, ["inspect", str(tmp_path / "2016-04.xls"), str(tmp_path / "2019-04.xlsx"),
+                                      str(tmp_path / "2020-04.xlsx"), "--source", "ae_returns",
+                                      "--catalog", str(tmp_path / "catalog")])
+    assert result.exit_code == 1, result.output
+    lines = " ".join(result.output.split())
+    assert ("2016-04.xls: 2 row(s) landed, 1 quarantined, 3 excluded by rule (sheet 'A&E Data', period title cell "
+            "A&E Data!B2 beside 'Period:': 'April 2016')") in lines
+    assert "2019-04.xlsx: 2 row(s) landed, 1 quarantined, 3 excluded by rule (sheet 'Provider Level Data'" in lines
+    assert ("refused 2020-04.xlsx: unreadable_source — none of the sheets 'A&E Data', 'Provider Level Data' "
+            "found (sheets: 'Data')") in lines
+    assert "2 of 3 file(s) would be read, 1 refused" in lines
