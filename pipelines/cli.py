@@ -384,9 +384,14 @@ def _print_summary(s: Settings, run_id: str) -> None:
               f"from {len(sm['batches'])} new batch(es)")
     for x in sm.get("excluded", []):
         out.print(f"  excluded {x['rows']} × rule {x['rule']} ({x['source_id']}: {x['batches']} file(s))", markup=False)
+    refusals: dict[tuple, list[dict]] = {}  # one line per cause: a series of files refused alike is counted
     for q in sm["quarantine"]:
-        out.print(f"  quarantined {q['rows']} × {q['reason']} ({q['source_id']}: {q['source_file']})"
-                  + (f" — {q['problem'].removeprefix(q['source_file'] + ': ')}" if q["problem"] else ""), markup=False)
+        problem = q["problem"].removeprefix(q["source_file"] + ": ") if q["problem"] else None
+        refusals.setdefault((q["source_id"], q["reason"], problem) + (() if problem else (q["source_file"],)), []).append(q)
+    for (source_id, reason, problem, *_), qs in refusals.items():
+        where = qs[0]["source_file"] if len(qs) == 1 else f"{len(qs)} files, first {qs[0]['source_file']}"
+        out.print(f"  quarantined {sum(q['rows'] for q in qs)} × {reason} ({source_id}: {where})"
+                  + (f" — {problem}" if problem else ""), markup=False)
     with connect(s.warehouse, read_only=True) as con:
         restated = restatements(con, run_id)
     if restated:

@@ -37,6 +37,9 @@ def test_a_source_that_read_none_of_its_files_exits_4_naming_it(tmp_path):
     text = " ".join(run.stdout.split())
     assert "Rows this run: 8 in, 4 landed, 4 quarantined from 4 new batch(es)" in text
     assert "excluded 2 × rule footnote (ae_returns: 2 file(s))" in text
+    # the two refused files, one cause: one line with a count
+    assert ("quarantined 2 × unreadable_source (ae_new_template: 2 files, first ae_new/2016-04.xls) — sheet "
+            "'Provider Level Data' not found (sheets: 'A&E Data')") in text
     assert "Traceback" not in run.stdout + run.stderr
 
     # explain finds the quarantined row of a figure whose KPI is a constant and whose period is
