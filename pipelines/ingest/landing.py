@@ -20,7 +20,7 @@ from pipelines.catalog.loader import Catalog
 from pipelines.ingest.fastparse import parse_batch
 from pipelines.ingest.layout import BATCH_PERIOD, Prepared, Refused, mapping_sha256, prepare_batch, rule_columns
 from pipelines.ingest.parsing import expand_wide, required_columns
-from pipelines.ingest.readers import RawBatch, SourceError, read_batches
+from pipelines.ingest.readers import RawBatch, SourceError, read_batches, row_map
 from pipelines.quality.contracts import compare_schema, contract_columns, infer_schema, source_suite_name
 from pipelines.quality.gx_validation import ExpectationOutcome, validate_frame
 from pipelines.quality.store import ensure_quality
@@ -311,6 +311,7 @@ alter table raw.batches add column if not exists sheet varchar;
 alter table raw.batches add column if not exists layout varchar;
 alter table raw.batches add column if not exists period_origin varchar;
 alter table raw.batches add column if not exists rows_excluded integer;
+alter table raw.batches add column if not exists row_map varchar;
 create table if not exists raw.excluded_rows (
     batch_id varchar not null,
     source_id varchar not null,
@@ -375,11 +376,11 @@ def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, o
         con.execute(
             """insert into raw.batches (batch_id, source_id, department_id, source_file, source_sha256,
                    source_query, rows_in, rows_accepted, rows_quarantined, loaded_at, run_id, watermark,
-                   mapping_sha256, sheet, layout, period_origin, rows_excluded)
-               values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   mapping_sha256, sheet, layout, period_origin, rows_excluded, row_map)
+               values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [batch_id, source["id"], dept, batch.source_file, batch.sha256, batch.query, rows_in,
              len(frame), len(quarantine), now, run_id, batch.watermark, mapping, batch.sheet, batch.layout,
-             batch.period_origin, excluded],
+             batch.period_origin, excluded, row_map(batch.sheet_rows) if batch.sheet_rows else None],
         )
         if batch.excluded:
             con.executemany(

@@ -43,6 +43,7 @@ class RawBatch:
     excluded: dict[str, list[int]] = field(default_factory=dict)
     layout: str | None = None
     period_origin: str | None = None
+    sheet_rows: list[int] | None = None  # excel: the sheet row of each record (lineage as the sheet shows it)
 
 
 def _sha256_file(path: Path) -> str:
@@ -281,11 +282,36 @@ def _read_excel(path: Path, source: dict) -> RawBatch:
     _no_duplicate_keys(headings)
     out.headings = headings
     out.columns = [k for k, _, _ in headings]
-    for values in rows[h + 1:]:
+    out.sheet_rows = []
+    for sheet_row, values in enumerate(rows[h + 1:], start=h + 2):
         if all(v is None or (isinstance(v, str) and not v.strip()) for v in values):
             continue
         out.records.append({k: values[p - 1] if p - 1 < len(values) else None for k, _, p in headings})
+        out.sheet_rows.append(sheet_row)
     return out
+
+
+def row_map(sheet_rows: list[int]) -> str:
+    """Record numbers to sheet rows, compactly: "1:16:212;213:230:40" — from record 1, sheet
+    row 16, for 212 records; blank rows in the sheet start a new run."""
+    runs: list[list[int]] = []
+    for record, row in enumerate(sheet_rows, start=1):
+        if runs and row == runs[-1][1] + runs[-1][2]:
+            runs[-1][2] += 1
+        else:
+            runs.append([record, row, 1])
+    return ";".join(f"{a}:{b}:{n}" for a, b, n in runs)
+
+
+def sheet_row_of(mapping: str | None, record: int | None) -> int | None:
+    """The sheet row of a record number, from `row_map`'s text (None when not recorded)."""
+    if not mapping or record is None:
+        return None
+    for run in mapping.split(";"):
+        first, row, n = (int(x) for x in run.split(":"))
+        if first <= record < first + n:
+            return row + record - first
+    return None
 
 
 def _read_parquet(path: Path) -> tuple[list[str], list[dict[str, object]]]:
@@ -348,6 +374,7 @@ def read_file(path: Path, source: dict, rel: str, sha: str | None = None) -> Raw
             read = _read_excel(path, source)
             batch.columns, batch.records = read.columns, read.records
             batch.sheet, batch.top_rows, batch.headings = read.sheet, read.top_rows, read.headings
+            batch.sheet_rows = read.sheet_rows
     except SourceError as exc:
         batch.error = f"{rel}: {exc}"
     return batch

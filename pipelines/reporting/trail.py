@@ -59,10 +59,15 @@ def kpi_trail(con, kpi_id: str, period: dt.date) -> dict:
         if (r["batch_id"], r["row_number"]) not in chosen]
     batch_ids = sorted({r["batch_id"] for r in rows})
     # Where a batch-level period came from (a title cell, the file name), for warehouses that record it.
-    origin = "period_origin" if "period_origin" in columns(con, "raw", "batches") else "null as period_origin"
+    # and each record's row as the sheet shows it (`Commissioner!A135`).
+    have = columns(con, "raw", "batches")
+    extra = ", ".join(c if c in have else f"null as {c}" for c in ("period_origin", "sheet", "row_map"))
     batches = _rows(con, f"""select batch_id, source_id, source_file, source_sha256, source_query, rows_in,
-                                    rows_accepted, rows_quarantined, loaded_at, run_id, {origin}
+                                    rows_accepted, rows_quarantined, loaded_at, run_id, {extra}
                              from raw.batches where batch_id = any(?) order by loaded_at, batch_id""", [batch_ids])
+    where = {b["batch_id"]: b for b in batches}
+    for r in [*rows, *revisions]:
+        r["cell"] = cell_of(where.get(r["batch_id"]), r["row_number"])
     checks = batch_checks(con, batch_ids)
     # Quarantined rows of the same batches that name this KPI and period (a rejected duplicate,
     # an unparseable value, ...): what did not make it into the figure.
@@ -84,6 +89,8 @@ def kpi_trail(con, kpi_id: str, period: dt.date) -> dict:
             select q.batch_id, q.row_number, q.reason, q.detail, q.record
             from raw.quarantine q where q.batch_id = any(?) order by q.batch_id, q.row_number""", [batch_ids])
         if concerns(q)]
+    for q in quarantined:
+        q["cell"] = cell_of(where.get(q["batch_id"]), q["row_number"])
     # Rows the source's row rules left out of these batches (subtotals, national rows): counted
     # per batch and rule, neither in the figure nor rejected.
     excluded = _rows(con, """select batch_id, rule, rows, row_numbers from raw.excluded_rows
@@ -112,6 +119,14 @@ def kpi_trail(con, kpi_id: str, period: dt.date) -> dict:
         "quarantined": quarantined, "excluded": excluded, "drift": drift, "published": published, "current": current,
         "decision": decision,
     }
+
+
+def cell_of(batch: dict | None, record: int | None) -> str | None:
+    """`Sheet!A135` for a record of a workbook batch (None for other batches)."""
+    from pipelines.ingest.readers import sheet_row_of
+
+    row = sheet_row_of((batch or {}).get("row_map"), record)
+    return f"{batch['sheet']}!A{row}" if row is not None and batch.get("sheet") else None
 
 
 def computation(kpi: dict, rows: list[dict]) -> str:
@@ -168,7 +183,7 @@ def render_text(t: dict) -> str:
     out.append(f"  {'org':<8} {'value':>12} {'numerator':>12} {'denominator':>12}  {'row':>5}  batch / file")
     for r in t["rows"][:SHOWN_ROWS]:
         out.append(f"  {r['org_id']:<8} {_fmt(r['value']):>12} {_fmt(r['numerator']):>12} {_fmt(r['denominator']):>12}  "
-                   f"{r['row_number']:>5}  {r['batch_id']} / {r['source_file'] or r['source_query']}")
+                   f"{r.get('cell') or r['row_number']:>5}  {r['batch_id']} / {r['source_file'] or r['source_query']}")
     if len(t["rows"]) > SHOWN_ROWS:  # an official return has thousands: summarised, all in --format json
         out.append(f"  … and {len(t['rows']) - SHOWN_ROWS} more row(s) (all of them: --format json)")
     out.append("")
@@ -201,7 +216,8 @@ def render_text(t: dict) -> str:
     out.append("")
     out.append(f"Quarantined rows of these batches for {k['kpi_id']} {t['period']:%Y-%m}: {len(t['quarantined']) or 'none'}")
     for q in t["quarantined"][:SHOWN_ROWS]:
-        out.append(f"  row {q['row_number']} of {q['batch_id']}: {q['reason']} — {q['detail']}; record {q['record']}")
+        at = f" ({q['cell']})" if q.get("cell") else ""
+        out.append(f"  row {q['row_number']}{at} of {q['batch_id']}: {q['reason']} — {q['detail']}; record {q['record']}")
     if len(t["quarantined"]) > SHOWN_ROWS:
         counts: dict[str, int] = {}
         for q in t["quarantined"]:

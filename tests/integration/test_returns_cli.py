@@ -49,6 +49,7 @@ def test_a_source_that_read_none_of_its_files_exits_4_naming_it(tmp_path):
     assert explain.returncode == 0, explain.stderr
     text = explain.stdout
     assert "Quarantined rows of these batches for ae_type1 2016-04: 1" in text
-    assert "row 3 of ae_returns:" in text and "missing_value" in text
+    assert "row 3 (A&E Data!A8) of ae_returns:" in text and "missing_value" in text  # as the sheet shows it
+    assert "A&E Data!A7" in text  # R1's source row
     assert "excluded by rule national: 1 row(s) (records 1)" in text
     assert "period from title cell A&E Data!B2 beside 'Period:': 'April 2016'" in text

@@ -151,6 +151,10 @@ def test_title_cell_period_two_row_header_and_row_rules(tmp_path, ext):
     assert b == {"sheet": "A&E Data", "period_origin": "title cell A&E Data!B2 beside 'Period:': 'April 2016'"}
     [q] = rows(tmp_path, "select row_number, detail, record from raw.quarantine")
     assert q["row_number"] == 3 and json.loads(q["record"])["Code"] == "R2"
+    from pipelines.ingest.readers import sheet_row_of
+
+    [m] = rows(tmp_path, "select row_map from raw.batches")
+    assert sheet_row_of(m["row_map"], 3) == 8  # record 3 (R2) is row 8 of the sheet, under a 5-row top
     assert "marks a missing value" in q["detail"]
     assert "excluded by rule footnote" in batch.message() and "1 of 3 rows quarantined" in batch.message()
 
@@ -470,3 +474,13 @@ def test_inspect_a_whole_series_one_line_per_file(tmp_path):
     assert ("refused 2020-04.xlsx: unreadable_source — none of the sheets 'A&E Data', 'Provider Level Data' "
             "found (sheets: 'Data')") in lines
     assert "2 of 3 file(s) would be read, 1 refused" in lines
+
+
+def test_row_map_round_trip():
+    from pipelines.ingest.readers import row_map, sheet_row_of
+
+    rows_ = [16, 17, 18, 20, 21, 40]  # blank rows at 19 and 22-39
+    text = row_map(rows_)
+    assert text == "1:16:3;4:20:2;6:40:1"
+    assert [sheet_row_of(text, r) for r in range(1, 7)] == rows_
+    assert sheet_row_of(text, 7) is None and sheet_row_of(None, 1) is None
