@@ -111,3 +111,4 @@ def test_explain_summarises_thousands_of_rows_and_names_the_excluded_ones(wareho
     assert "excluded by rule commissioner_total: 210 row(s) (records 20, 40, 60" in text
     assert "period from title cell Commissioner!C5 beside 'Period:': 'April 2015'" in text
     assert len(text.splitlines()) < 80
+    assert "00C|AP100" in text and "Commissioner!A15" in text  # the first data row, as the sheet shows it
