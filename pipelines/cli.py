@@ -281,11 +281,16 @@ def run(
         busy = any("warehouse busy" in str(e.event_specific_data) for e in result.all_events if e.event_type_value == "STEP_FAILURE")
         raise typer.Exit(EXIT_BUSY if busy else EXIT_RUN_FAILED)
     out.print(f"[green]run {result.run_id} succeeded[/] in {elapsed:.0f}s")
+    unread = cli_ingest.unread_sources(s.warehouse, result.run_id)  # read none of their new files: exit 4
     reports = s.reports_dir
     if (reports / "scorecard.html").exists():
         out.print(f"Scorecard (open in a browser): {reports / 'scorecard.html'}", soft_wrap=True)
     if (reports / "audit-report.html").exists():
         out.print(f"Audit report: {reports / 'audit-report.html'}  (GX Data Docs: {reports / 'data_docs' / 'index.html'})", soft_wrap=True)
+    for line in unread:
+        err.print(f"[red]error:[/] {escape(line)}", soft_wrap=True)
+    if unread:
+        raise typer.Exit(cli_ingest.EXIT_NOTHING_READ)
 
 
 def _fmt(v, unit: str | None = None) -> str:
@@ -387,10 +392,16 @@ def _print_summary(s: Settings, run_id: str) -> None:
     rows_in = sum(b["rows_in"] for b in sm["batches"])
     out.print(f"[bold]Rows[/] this run: {rows_in} in, {landed} landed, {quarantined} quarantined "
               f"from {len(sm['batches'])} new batch(es)")
+    for x in sm.get("excluded", []):
+        out.print(f"  excluded {x['rows']} × rule {x['rule']} ({x['source_id']}: {x['batches']} file(s))", markup=False)
+    refusals: dict[tuple, list[dict]] = {}  # one line per cause: a series of files refused alike is counted
     for q in sm["quarantine"]:
-        out.print(one_line(f"  quarantined {q['rows']} × {q['reason']} ({q['source_id']}: {q['source_file']})"
-                           + (f" — {q['problem'].removeprefix(str(q['source_file']) + ': ')}" if q["problem"] else ""),
-                           None), markup=False, soft_wrap=True)
+        problem = q["problem"].removeprefix(str(q["source_file"]) + ": ") if q["problem"] else None
+        refusals.setdefault((q["source_id"], q["reason"], problem) + (() if problem else (q["source_file"],)), []).append(q)
+    for (source_id, reason, problem, *_), qs in refusals.items():
+        where = qs[0]["source_file"] if len(qs) == 1 else f"{len(qs)} files, first {qs[0]['source_file']}"
+        out.print(one_line(f"  quarantined {sum(q['rows'] for q in qs)} × {reason} ({source_id}: {where})"
+                           + (f" — {problem}" if problem else ""), None), markup=False, soft_wrap=True)
     with connect(s.warehouse, read_only=True) as con:
         restated = restatements(con, run_id)
     if restated:
@@ -460,11 +471,13 @@ def status(
 # Commands owned by other stages (quality and audit; alert silences, acks and digests).
 from pipelines import cli_alerts, cli_ledger, cli_quality  # noqa: E402
 from pipelines import cli_bench  # noqa: E402
+from pipelines import cli_ingest  # noqa: E402
 
 cli_quality.register(app)
 cli_alerts.register(app)
 cli_bench.register(app)
 cli_ledger.register(app)
+cli_ingest.register(app)
 
 
 def main() -> None:

@@ -172,6 +172,66 @@ def _date(value: str | None) -> dt.date | None:
     return dt.date.fromisoformat(value) if value else None
 
 
+def _regex_problem(pattern: str) -> str | None:
+    import re
+
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return f"{pattern!r} is not a valid regular expression ({exc})"
+    return None
+
+
+BATCH_PERIOD_FORMS = ("title", "cell", "file_name", "sheet_name")
+
+
+def _check_reading(src: dict, base: list, add) -> None:
+    """How a file source's batches are read: batch-level periods, sheets, row rules, layouts."""
+    kind = src["kind"]
+    fields = [(base + ["columns"], src["columns"])]
+    fields += [(base + ["layouts", j, "columns"], lay.get("columns", {})) for j, lay in enumerate(src.get("layouts", []))]
+    for parts, cols in fields:
+        for name, spec in cols.items():
+            forms = [f for f in BATCH_PERIOD_FORMS if isinstance(spec, dict) and f in spec]
+            if forms and name != "period":
+                add(parts + [name], f"{forms[0]!r} gives a batch's period: map it under 'period' only")
+            elif forms and forms[0] in ("title", "cell", "sheet_name") and kind != "excel":
+                add(parts + [name], f"a period from a {forms[0].replace('_', ' ')} needs an excel source")
+            elif forms and forms[0] == "file_name" and kind not in ("csv", "excel", "parquet"):
+                add(parts + [name], "a period from the file name needs a file source")
+            for key in ("file_name", "sheet_name"):
+                if isinstance(spec, dict) and isinstance(spec.get(key), str) and (p := _regex_problem(spec[key])):
+                    add(parts + [name, key], p)
+    sheet = src.get("sheet")
+    if sheet is not None and kind != "excel":
+        add(base + ["sheet"], "only excel sources have sheets")
+    if isinstance(sheet, dict) and "pattern" in sheet and (p := _regex_problem(sheet["pattern"])):
+        add(base + ["sheet", "pattern"], p)
+    if "header_rows" in src and kind != "excel":
+        add(base + ["header_rows"], "only excel sources have a header of several rows")
+    rule_sets = [(base + ["row_rules"], src.get("row_rules", []))]
+    rule_sets += [(base + ["layouts", j, "row_rules"], lay.get("row_rules", [])) for j, lay in enumerate(src.get("layouts", []))]
+    for parts, rules in rule_sets:
+        names = [r["name"] for r in rules]
+        for j, rule in enumerate(rules):
+            kinds = [k for k in ("exclude", "include") if k in rule]
+            if len(kinds) != 1:
+                add(parts + [j], "a row rule has exactly one of 'exclude' or 'include'")
+                continue
+            cond = rule[kinds[0]]
+            tests = [k for k in ("equals", "in", "matches", "empty") if k in cond]
+            if len(tests) != 1:
+                add(parts + [j, kinds[0]], "a row rule's condition has exactly one of 'equals', 'in', 'matches' or 'empty'")
+            if "matches" in cond and (p := _regex_problem(cond["matches"])):
+                add(parts + [j, kinds[0], "matches"], p)
+            if names.count(rule["name"]) > 1 and names.index(rule["name"]) != j:
+                add(parts + [j, "name"], f"duplicate row rule name {rule['name']!r}")
+    layout_names = [lay["name"] for lay in src.get("layouts", [])]
+    for j, name in enumerate(layout_names):
+        if layout_names.index(name) != j:
+            add(base + ["layouts", j, "name"], f"duplicate layout name {name!r}")
+
+
 def load_catalog(directory: str | Path) -> Catalog:
     """Load, validate and cross-check a catalog directory; raise CatalogError listing every problem."""
     directory = Path(directory)
@@ -256,6 +316,7 @@ def load_catalog(directory: str | Path) -> Catalog:
             value = src.get(key)
             if value and (value.startswith(("/", "\\")) or ".." in Path(value).parts):
                 add("sources.yml", node, ["sources", i, key], "must be a relative path inside the data directory")
+        _check_reading(src, ["sources", i], lambda parts, reason: add("sources.yml", node, parts, reason))
         cols = src["columns"]
         if "wide" in src:
             for key in ("kpi_id", "value", "numerator", "denominator"):

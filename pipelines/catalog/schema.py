@@ -81,6 +81,57 @@ FIELD = {
             "type": "object", "additionalProperties": False, "required": ["year"],
             "properties": {"year": COLUMN, "month": COLUMN, "quarter": COLUMN},
         },
+        # period only: one period for the whole batch, found outside the table --
+        # the cell beside a title label (`Period:`) in the rows above the header,
+        {"type": "object", "additionalProperties": False, "required": ["title"],
+         "properties": {"title": COLUMN, "format": {"type": "string", "minLength": 2}}},
+        # a fixed cell of the sheet (`C5`),
+        {"type": "object", "additionalProperties": False, "required": ["cell"],
+         "properties": {"cell": {"type": "string", "pattern": r"^[A-Za-z]{1,3}[1-9][0-9]{0,5}$"},
+                        "format": {"type": "string", "minLength": 2}}},
+        # the file name: a regular expression with named parts (year, month, quarter or period),
+        {"type": "object", "additionalProperties": False, "required": ["file_name"],
+         "properties": {"file_name": {"type": "string", "minLength": 1},
+                        "format": {"type": "string", "minLength": 2}}},
+        # the sheet's name (the whole name, or a regular expression with named parts).
+        {"type": "object", "additionalProperties": False, "required": ["sheet_name"],
+         "properties": {"sheet_name": {"type": ["string", "boolean"]},
+                        "format": {"type": "string", "minLength": 2}}},
+    ]
+}
+# A row rule: rows whose column value equals / is one of / matches a pattern (or is empty).
+CONDITION = {
+    "type": "object", "additionalProperties": False, "required": ["column"],
+    "properties": {
+        "column": COLUMN,
+        "equals": {"type": ["string", "number"]},
+        "in": {"type": "array", "items": {"type": ["string", "number"]}, "minItems": 1},
+        "matches": {"type": "string", "minLength": 1},
+        "empty": {"type": "boolean"},
+    },
+}
+ROW_RULES = {
+    "type": "array",
+    "items": {
+        "type": "object", "additionalProperties": False, "required": ["name"],
+        "properties": {
+            "name": ID,                    # excluded rows are counted per batch under this name
+            "exclude": CONDITION,          # leave out the rows that match (subtotals, national rows)
+            "include": CONDITION,          # keep only the rows that match
+        },
+    },
+}
+# excel: which sheet -- a name or 1-based position, a list of names (the first present), or
+# {pattern: regex} (the first name that matches), or {header_contains: LABEL}.
+SHEET = {
+    "oneOf": [
+        {"type": "string", "minLength": 1},
+        {"type": "integer", "minimum": 1},
+        {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
+        {"type": "object", "additionalProperties": False, "required": ["pattern"],
+         "properties": {"pattern": {"type": "string", "minLength": 1}}},
+        {"type": "object", "additionalProperties": False, "required": ["header_contains"],
+         "properties": {"header_contains": {"type": "string", "minLength": 1}}},
     ]
 }
 MAPPED = ["kpi_id", "period", "org_id", "value", "numerator", "denominator", "target"]
@@ -103,12 +154,34 @@ SOURCES = {
                     "description": {"type": "string"},
                     # csv / excel / parquet: a glob relative to the data directory (the drop folder).
                     "path": {"type": "string", "minLength": 1},
-                    # excel: a sheet name, or its 1-based position.
-                    "sheet": {"type": ["string", "integer"], "minimum": 1},
+                    # excel: the sheet (see SHEET).
+                    "sheet": SHEET,
                     # 1-based row holding the column names (rows above it are titles) ...
                     "header_row": {"type": "integer", "minimum": 1, "maximum": 1000},
                     # ... or the label of a cell in that row, searched in the first 50 rows.
                     "header_label": {"type": "string", "minLength": 1},
+                    # excel: a header over several rows ending with that row; the rows above
+                    # it are group headings, joined to the column's: "Group / Column".
+                    "header_rows": {"type": "integer", "minimum": 1, "maximum": 5},
+                    # rows left out by rule, counted per batch under the rule's name.
+                    "row_rules": ROW_RULES,
+                    # the layouts the source accepts over the years: the first whose header
+                    # contains all its labels is used, with its own mapping and rules.
+                    "layouts": {
+                        "type": "array", "minItems": 1,
+                        "items": {
+                            "type": "object", "additionalProperties": False,
+                            "required": ["name", "header_contains"],
+                            "properties": {
+                                "name": ID,
+                                "header_contains": {"type": "array", "minItems": 1,
+                                                    "items": {"type": "string", "minLength": 1}},
+                                "columns": {"type": "object", "additionalProperties": False,
+                                            "properties": {name: FIELD for name in MAPPED}},
+                                "row_rules": ROW_RULES,
+                            },
+                        },
+                    },
                     # csv: override the detected encoding / delimiter.
                     "encoding": {"enum": ["utf-8", "utf-8-sig", "cp1252", "latin-1"]},
                     "delimiter": {"type": "string", "minLength": 1, "maxLength": 1},

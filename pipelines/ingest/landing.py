@@ -22,9 +22,10 @@ import pandas as pd
 from pipelines.catalog.loader import Catalog
 from pipelines.ingest.bounds import check_workbook
 from pipelines.ingest.fastparse import parse_batch
+from pipelines.ingest.layout import BATCH_PERIOD, Prepared, Refused, mapping_sha256, prepare_batch, rule_columns
 from pipelines.ingest.parsing import expand_wide, required_columns
-from pipelines.ingest.readers import (RawBatch, SourceError, _sha256_file, read_batches, read_file_batches,
-                                      source_files)
+from pipelines.ingest.readers import (RawBatch, SourceError, _sha256_file, files_in_order, read_batches,
+                                      read_file_batches, row_map)
 from pipelines.quality.contracts import compare_schema, contract_columns, infer_schema, source_suite_name
 from pipelines.quality.gx_validation import ExpectationOutcome, validate_frame
 from pipelines.quality.store import ensure_quality
@@ -69,6 +70,7 @@ class SchemaVerdict:
     baseline: list[tuple[str, str]] | None   # None: nothing to compare with (the first batch)
     compared_with: str | None                # "contract <suite>" or "batch <batch id>"
     changes: list = field(default_factory=list)
+    info: list = field(default_factory=list)  # changes to columns the mapping does not read
 
     @property
     def verdict(self) -> str:
@@ -79,18 +81,40 @@ class SchemaVerdict:
     def describe(self) -> str:
         return "; ".join(c.describe() for c in self.changes)
 
+    def note(self) -> str:
+        """The changes that refuse nothing: columns the mapping does not read."""
+        return "; ".join(f"{c.describe()} (not mapped)" for c in self.info)
 
-def check_schema(batch: RawBatch, source_id: str, previous: tuple[str, list] | None) -> SchemaVerdict:
+
+def _touches(change, mapped: set[str]) -> bool:
+    """Whether a schema change concerns a column the mapping reads. A mapped column that is new
+    (a later layout) is information too: the mapping says what it reads."""
+    if change.change == "added":
+        return False
+    if change.change == "renamed":  # refuses only when the mapping still reads the old name
+        return change.previous in mapped
+    return change.column in mapped
+
+
+def check_schema(batch: RawBatch, source_id: str, previous: tuple[str, list] | None,
+                 mapped: list[str] | None = None) -> SchemaVerdict:
     """Compare a batch's schema (as read, before any mapping) with its source's contract, else
-    with `previous` (batch id, schema) of the source's last accepted batch."""
+    with `previous` (batch id, schema) of the source's last accepted batch. With `mapped` (the
+    columns the mapping reads) only changes to those refuse the batch; the rest are information."""
     observed = infer_schema(batch.columns, batch.records)
     suite = source_suite_name(source_id)
     contract = contract_columns(suite)
     if contract is not None:
-        return SchemaVerdict(observed, contract, f"contract {suite}", compare_schema(contract, observed))
-    if previous is not None:
-        return SchemaVerdict(observed, previous[1], f"batch {previous[0]}", compare_schema(previous[1], observed))
-    return SchemaVerdict(observed, None, None)
+        verdict = SchemaVerdict(observed, contract, f"contract {suite}", compare_schema(contract, observed))
+    elif previous is not None:
+        verdict = SchemaVerdict(observed, previous[1], f"batch {previous[0]}", compare_schema(previous[1], observed))
+    else:
+        return SchemaVerdict(observed, None, None)
+    if mapped is not None:
+        keep = set(mapped)
+        verdict.info = [c for c in verdict.changes if not _touches(c, keep)]
+        verdict.changes = [c for c in verdict.changes if _touches(c, keep)]
+    return verdict
 
 
 @dataclass
@@ -105,6 +129,8 @@ class BatchReport:
     outcomes: list[ExpectationOutcome] = field(default_factory=list)
     schema: SchemaVerdict | None = None
     problem: str | None = None  # why the whole batch was refused (unreadable, empty, schema change)
+    excluded: dict[str, int] = field(default_factory=dict)  # rows left out, per row rule
+    reread: bool = False        # the file was read before, under another mapping of its source
 
     def message(self) -> str:
         """One line for the user: the file (or query) and what happened to its rows."""
@@ -112,14 +138,18 @@ class BatchReport:
 
     def _message(self) -> str:
         where = self.source_file or f"query {self.batch_id}"
+        if self.reread:
+            where += " (read again: its source's mapping changed)"
+        left = ("; " + ", ".join(f"{n} excluded by rule {r}" for r, n in sorted(self.excluded.items()))) \
+            if self.excluded else ""
         if self.problem and not self.rows_accepted:
             problem = self.problem.removeprefix(f"{self.source_file}: ") if self.source_file else self.problem
             return f"{where}: refused ({', '.join(self.reasons)}) — {problem}"
         if self.rows_quarantined:
             why = ", ".join(f"{r} × {n}" for r, n in sorted(self.reasons.items()))
             return (f"{where}: {self.rows_quarantined} of {self.rows_in} rows quarantined ({why}); "
-                    f"{self.rows_accepted} landed")
-        return f"{where}: {self.rows_in} rows landed"
+                    f"{self.rows_accepted} landed{left}")
+        return f"{where}: {self.rows_in} rows landed{left}"
 
 
 @dataclass
@@ -177,16 +207,39 @@ def _baseline_date(kpi: dict | None) -> dt.date | None:
 
 def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.date,
                   schema: SchemaVerdict | None = None, gx_results: list | None = None,
+                  prepared: Prepared | Refused | None = None,
                   history_start: dt.date | Callable[[], dt.date | None] | None = None):
     """Pure step: a raw batch -> (accepted frame indexed by row number, quarantine rows, outcomes).
 
     `schema` (from check_schema) is the batch's schema verdict; GX validation results (JSON) are
-    appended to `gx_results` when given; `history_start` is the source's first landed period (or a
-    function returning it)."""
+    appended to `gx_results` when given. `prepared` is the batch through its source's layout,
+    batch period and row rules (prepare_batch; computed here when not given): rows a rule
+    leaves out are counted in `batch.excluded`, neither landed nor quarantined. `history_start`
+    is the source's first landed period (or a function returning it)."""
     kpis = {k: catalog.kpis[k] for k in catalog.kpis_of_source(source["id"])}
     numbered = list(enumerate(batch.records, start=1))
     cells = dict(numbered)  # record (or cell) number -> record
     quarantine: list[tuple[int | None, str, str, str]] = []
+    if not batch.error and numbered:
+        if prepared is None:
+            try:
+                prepared = prepare_batch(batch, source)
+            except Refused as exc:
+                prepared = exc
+        if isinstance(prepared, Refused):
+            # The mapping cannot read this batch at all (no layout fits, a mapped name stands in
+            # two columns, no period found): every row is kept in quarantine with the reason.
+            where = f"{batch.source_file}" + (f", sheet {batch.sheet!r}" if batch.sheet else "")
+            detail = f"{where}: {prepared.detail}"
+            for n, rec in numbered:
+                quarantine.append((n, prepared.reason, detail, _json(rec)))
+            return pd.DataFrame(columns=PARSED_COLUMNS), quarantine, [
+                _own("columns_present", False, detail, "a header the source's mapping can read", len(numbered),
+                     prepared.reason)]
+        source = prepared.source
+        batch.excluded, batch.layout, batch.period_origin = prepared.excluded, prepared.layout, prepared.period_origin
+        numbered = prepared.numbered
+        cells = dict(numbered)
 
     if batch.error:
         quarantine.append((None, "unreadable_source", batch.error, "{}"))
@@ -197,6 +250,12 @@ def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.dat
         # A query that returned no rows (e.g. no row matched its parameters): named, not an error.
         return pd.DataFrame(columns=PARSED_COLUMNS), quarantine, [
             _own("not_empty", False, "the query returned no rows", "at least one data row")
+        ]
+    if not numbered and batch.records:
+        # Every row was left out by the source's row rules: counted, nothing to land.
+        left = ", ".join(f"{r} × {len(ns)}" for r, ns in sorted(batch.excluded.items()))
+        return pd.DataFrame(columns=PARSED_COLUMNS), quarantine, [
+            _own("not_empty", False, f"every row excluded by rule ({left})", "at least one data row")
         ]
     if not numbered:
         # An empty file is a named outcome (never a silent success): like an unreadable file,
@@ -210,12 +269,18 @@ def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.dat
     outcomes = [_own("not_empty", True, f"{len(numbered)} data rows", "at least one data row")]
     if schema is not None and schema.baseline is not None:
         expected = f"{schema.compared_with}: " + ", ".join(f"{n} ({t})" for n, t in schema.baseline)
-        outcomes.append(_own("schema_contract", not schema.changes, schema.describe() or "columns and types as expected",
+        observed = schema.describe() or "columns and types as expected"
+        if schema.info:
+            observed += f"; information: {schema.note()}"
+        outcomes.append(_own("schema_contract", not schema.changes, observed,
                              expected, len(numbered) if schema.changes else 0, "schema_change" if schema.changes else None))
     elif schema is not None:
         outcomes.append(_own("schema_contract", True, "first batch of a source without a contract: schema recorded",
                              "no contract; later batches are compared with this one"))
-    needed = required_columns(source)
+    # The mapped columns and those the row rules read: a rule on a column that is gone would
+    # silently stop excluding (subtotals counted twice), so it is a missing column too.
+    needed = [c for c in dict.fromkeys(required_columns(source) + rule_columns(source.get("row_rules")))
+              if c != BATCH_PERIOD]
     missing = [c for c in needed if c not in batch.columns]
     if not missing and schema is not None and schema.changes:
         # Column added, unmapped column missing or renamed, type changed: the source no longer
@@ -227,7 +292,9 @@ def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.dat
         return pd.DataFrame(columns=PARSED_COLUMNS), quarantine, outcomes
     if not missing and source.get("wide"):
         # One column per KPI: each cell is an observation (and the unit of accounting).
-        numbered, batch.cell_rows, source = expand_wide(batch.records, source)
+        kept_rows = [n for n, _ in numbered]
+        numbered, cell_rows, source = expand_wide([rec for _, rec in numbered], source)
+        batch.cell_rows = {cell: kept_rows[row - 1] for cell, row in cell_rows.items()}
         cells = dict(numbered)
     if missing:
         # A schema change: nothing in the batch can be trusted, so it is quarantined whole.
@@ -298,13 +365,47 @@ def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.dat
     return frame, quarantine, outcomes
 
 
+# Reasons that refuse a batch whole (every row quarantined with one detail).
+WHOLE_BATCH_REASONS = {"schema_change", "missing_column", "ambiguous_column", "unknown_layout", "period_not_found"}
+
 OBSERVATION_COLUMNS = ("batch_id", "source_id", "department_id", "kpi_id", "org_id", "period", "value", "numerator",
                        "denominator", "source_file", "source_sha256", "source_query", "row_number", "loaded_at",
                        "target")
 
 
-def _seen_sha256(con, source_id: str) -> set[str]:
-    return {r[0] for r in con.execute("select source_sha256 from raw.batches where source_id = ?", [source_id]).fetchall()}
+INGEST_DDL = """
+alter table raw.batches add column if not exists mapping_sha256 varchar;
+alter table raw.batches add column if not exists sheet varchar;
+alter table raw.batches add column if not exists layout varchar;
+alter table raw.batches add column if not exists period_origin varchar;
+alter table raw.batches add column if not exists rows_excluded integer;
+alter table raw.batches add column if not exists row_map varchar;
+create table if not exists raw.excluded_rows (
+    batch_id varchar not null,
+    source_id varchar not null,
+    department_id varchar not null,
+    rule varchar not null,
+    rows integer not null,
+    row_numbers varchar,
+    loaded_at timestamp not null
+);
+"""
+
+
+def ensure_ingest(con) -> None:
+    """What reading department returns adds to the landing tables: each batch's mapping
+    identity, sheet, layout, period origin and excluded rows (counted per rule)."""
+    ensure_landing(con)
+    for statement in INGEST_DDL.split(";"):
+        if statement.strip():
+            con.execute(statement)
+
+
+def _seen_sha256(con, source_id: str, mapping: str | None = None) -> set[str]:
+    """The files (or results) read before under this mapping of the source. A batch landed
+    before mappings were recorded counts as read under any mapping."""
+    rows = con.execute("select source_sha256, mapping_sha256 from raw.batches where source_id = ?", [source_id]).fetchall()
+    return {sha for sha, m in rows if mapping is None or m is None or m == mapping}
 
 
 def _previous_schema(con, source_id: str) -> tuple[str, list] | None:
@@ -318,11 +419,17 @@ def _previous_schema(con, source_id: str) -> tuple[str, list] | None:
 
 def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, outcomes, run_id: str, now: dt.datetime,
           schema: SchemaVerdict | None = None, gx_results: list | None = None) -> BatchReport:
+    mapping = mapping_sha256(source)
     batch_id = f"{source['id']}:{batch.sha256[:16]}"
+    if con.execute("select count(*) from raw.batches where batch_id = ?", [batch_id]).fetchone()[0]:
+        batch_id += f":{mapping[:8]}"  # the same file read again under a changed mapping
     dept = source["department"]
     # An unreadable or empty file is one input unit, quarantined whole (its record has no row
     # number). A wide source's unit of accounting is the cell (one per KPI column and row).
-    rows_in = len(batch.cell_rows) if batch.cell_rows else (len(batch.records) or (1 if quarantine else 0))
+    # Rows a row rule leaves out are counted apart (raw.excluded_rows), not as input rows.
+    excluded = sum(len(ns) for ns in batch.excluded.values())
+    rows_in = len(batch.cell_rows) if batch.cell_rows else \
+        ((len(batch.records) - excluded) or (1 if quarantine else 0))
     obs = frame.reset_index(names="row_number")
     if batch.cell_rows:  # wide source: lineage points at the file row the cell came from
         obs["row_number"] = obs["row_number"].map(batch.cell_rows)
@@ -336,11 +443,17 @@ def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, o
     try:
         con.execute(
             """insert into raw.batches (batch_id, source_id, department_id, source_file, source_sha256,
-                   source_query, rows_in, rows_accepted, rows_quarantined, loaded_at, run_id, watermark)
-               values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   source_query, rows_in, rows_accepted, rows_quarantined, loaded_at, run_id, watermark,
+                   mapping_sha256, sheet, layout, period_origin, rows_excluded, row_map)
+               values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [batch_id, source["id"], dept, batch.source_file, batch.sha256, batch.query, rows_in,
-             len(frame), len(quarantine), now, run_id, batch.watermark],
+             len(frame), len(quarantine), now, run_id, batch.watermark, mapping, batch.sheet, batch.layout,
+             batch.period_origin, excluded, row_map(batch.sheet_rows) if batch.sheet_rows else None],
         )
+        if batch.excluded:
+            con.executemany(
+                "insert into raw.excluded_rows values (?, ?, ?, ?, ?, ?, ?)",
+                [[batch_id, source["id"], dept, rule, len(ns), _row_list(ns), now] for rule, ns in sorted(batch.excluded.items())])
         if len(obs):
             insert_frame(con, "raw.observations", OBSERVATION_COLUMNS, obs, select=", ".join(
                 "cast(period as date)" if c == "period" else c for c in OBSERVATION_COLUMNS))
@@ -356,12 +469,16 @@ def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, o
               o.success, o.observed, o.expected, o.unexpected_count, now] for o in outcomes],
         )
         if schema is not None:
-            verdict = "changed" if any(r == "missing_column" for _, r, _, _ in quarantine) else schema.verdict
+            reasons_seen = {r for _, r, _, _ in quarantine}
+            # A batch the mapping could not read at all is no reference for the next one.
+            verdict = "changed" if "missing_column" in reasons_seen else \
+                "refused" if reasons_seen & {"ambiguous_column", "unknown_layout", "period_not_found"} and not len(frame) \
+                else schema.verdict
             con.execute(
                 """insert into quality.batch_schemas (run_id, batch_id, source_id, columns_json, verdict,
                        compared_with, changes, recorded_at) values (?, ?, ?, ?, ?, ?, ?, ?)""",
                 [run_id, batch_id, source["id"], json.dumps(schema.observed), verdict, schema.compared_with,
-                 schema.describe() or None, now])
+                 schema.describe() or (f"information: {schema.note()}" if schema.info else None), now])
         for doc in gx_results or []:
             con.execute(
                 """insert into quality.gx_validation_results (run_id, batch_id, source_id, suite, success,
@@ -375,11 +492,23 @@ def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, o
     reasons: dict[str, int] = {}
     for _, reason, _, _ in quarantine:
         reasons[reason] = reasons.get(reason, 0) + 1
-    whole = {"schema_change", "missing_column"} & set(reasons) and not len(frame)
+    whole = WHOLE_BATCH_REASONS & set(reasons) and not len(frame)
     problem = next((d for n, _, d, _ in quarantine if n is None), None) or \
         (quarantine[0][2] if whole else None)
     return BatchReport(batch_id, batch.source_file, batch.sha256, rows_in, len(frame), len(quarantine), reasons, outcomes,
-                       schema, problem)
+                       schema, problem, {r: len(ns) for r, ns in batch.excluded.items()})
+
+
+def _row_list(numbers: list[int], limit: int = 50) -> str:
+    """Record numbers as ranges ("3-5, 9"), the first `limit` ranges."""
+    ranges: list[list[int]] = []
+    for n in numbers:
+        if ranges and n == ranges[-1][1] + 1:
+            ranges[-1][1] = n
+        else:
+            ranges.append([n, n])
+    shown = [f"{a}-{b}" if a != b else str(a) for a, b in ranges[:limit]]
+    return ", ".join(shown) + (", …" if len(ranges) > limit else "")
 
 
 # batch_id of the check result recorded when a source cannot be read at all (no batch exists).
@@ -436,10 +565,12 @@ def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.dat
         from pipelines.clock import system_now
 
         now = system_now()
-    ensure_landing(con)
+    ensure_ingest(con)
     ensure_quality(con)
     report = SourceReport(source_id)
-    seen = _seen_sha256(con, source_id)
+    mapping = mapping_sha256(source)
+    seen = _seen_sha256(con, source_id, mapping)
+    read_before = _seen_sha256(con, source_id)
     watermark = con.execute(
         "select max(watermark) from raw.batches where source_id = ? and watermark is not null", [source_id]
     ).fetchone()[0]
@@ -453,6 +584,9 @@ def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.dat
             known.append(first.date() if isinstance(first, dt.datetime) else first)
         return known[0]
 
+    # A committed contract is an explicit promise about every column; otherwise (and for a
+    # source that declares its layouts) only the columns the mapping reads can refuse a batch.
+    whole_contract = contract_columns(source_suite_name(source_id)) is not None and not source.get("layouts")
     seq = 0
 
     def land_one(batch: RawBatch) -> None:
@@ -463,9 +597,17 @@ def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.dat
         loaded_at = now + dt.timedelta(microseconds=seq)
         seq += 1
         try:
-            schema = check_schema(batch, source_id, previous) if not batch.error and batch.records else None
+            prepared: Prepared | Refused | None = None
+            if not batch.error and batch.records:
+                try:
+                    prepared = prepare_batch(batch, source)
+                except Refused as exc:
+                    prepared = exc
+            mapped = None if whole_contract or not isinstance(prepared, Prepared) else prepared.mapped
+            schema = check_schema(batch, source_id, previous, mapped) if not batch.error and batch.records else None
             gx_results: list = []
-            frame, quarantine, outcomes = process_batch(batch, source, catalog, as_of, schema, gx_results, history_start)
+            frame, quarantine, outcomes = process_batch(batch, source, catalog, as_of, schema, gx_results, prepared,
+                                                        history_start)
             landed = _land(con, batch, source, frame, quarantine, outcomes, run_id, loaded_at, schema, gx_results)
         except Exception as exc:  # contained: the batch is refused whole, with the cause named
             if is_warehouse_failure(exc):
@@ -483,9 +625,11 @@ def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.dat
                     raise
                 report.failures.append(cause)  # named in the run's checks; read again next run
                 return
+        landed.reread = batch.sha256 in read_before
         report.batches.append(landed)
         seen.add(batch.sha256)
-        if schema is not None and landed.schema.verdict in ("baseline", "matches") and "missing_column" not in landed.reasons:
+        refused_whole = {"missing_column", "ambiguous_column", "unknown_layout", "period_not_found"} & set(landed.reasons)
+        if schema is not None and landed.schema.verdict in ("baseline", "matches") and not refused_whole:
             previous = (landed.batch_id, schema.observed)
 
     if source["kind"] not in FILE_KINDS:
@@ -506,7 +650,7 @@ def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.dat
         return report
 
     try:
-        paths = source_files(source, data_dir)
+        paths = files_in_order(source, data_dir)  # by the period in their names, else by name
     except Exception as exc:  # e.g. a drop folder that cannot be listed
         report.error = one_line(f"source {source_id}: drop folder could not be listed: {describe_failure(exc)}")
         _record_source_failure(con, source, run_id, now, report.error)

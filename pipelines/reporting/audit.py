@@ -73,6 +73,12 @@ def audit_data(con, run_id: str | None = None, generated_at: dt.datetime | None 
         select q.source_id, q.reason, count(*) as rows, count(distinct q.batch_id) as batches
         from raw.quarantine q join raw.batches b using (batch_id)
         where b.run_id = ? group by q.source_id, q.reason order by q.source_id, rows desc, q.reason""", [run_id])
+    # Rows the sources' row rules left out (subtotals, national rows, footnotes), per batch and rule.
+    d["excluded"] = _rows(con, """
+        select x.source_id, b.source_file, x.rule, x.rows, x.row_numbers, b.sheet, b.layout, b.period_origin
+        from raw.excluded_rows x join raw.batches b using (batch_id)
+        where b.run_id = ? order by x.source_id, b.source_file, x.rule""", [run_id]) \
+        if exists(con, "raw", "excluded_rows") else []
     d["quarantine_samples"] = _rows(con, """
         select source_id, batch_id, source_file, row_number, reason, detail, record
         from (select q.source_id, q.batch_id, b.source_file, q.row_number, q.reason, q.detail, q.record,
@@ -337,7 +343,20 @@ def _quarantine(d: dict) -> str:
             "reason. Nothing is dropped: every input row is landed or quarantined here with its raw record.</p>"
             "<h3>Counts by reason</h3>" + table(["source", "reason", "rows", "batches"], counts, "no row quarantined in this run")
             + f"<h3>Samples (up to {SAMPLES_PER_REASON} per reason)</h3>"
-            + table(["source", "file", "row", "reason", "detail", "raw record"], samples, "none"))
+            + table(["source", "file", "row", "reason", "detail", "raw record"], samples, "none")
+            + _excluded(d))
+
+
+def _excluded(d: dict) -> str:
+    """Rows left out by the sources' row rules: counted per batch under the rule's name, neither
+    landed nor rejected (not in the rejection rate)."""
+    rows = [[e(x["source_id"]), f'<span class="mono">{e(x["source_file"])}</span>',
+             e(x["sheet"] or ""), e(x["rule"]), e(x["rows"]), f'<span class="mono">{e(x["row_numbers"])}</span>',
+             e(x["period_origin"] or "")] for x in d.get("excluded", [])]
+    return ("<h3>Excluded by row rules</h3><p>Rows a source's configuration leaves out on purpose (subtotals, "
+            "national rows, footnotes), per file and rule, with their record numbers: not rejections.</p>"
+            + table(["source", "file", "sheet", "rule", "rows", "records", "period from"], rows,
+                    "no row excluded by a rule in this run"))
 
 
 def _drift(d: dict) -> str:

@@ -55,6 +55,11 @@ def run_summary(con, run_id: str) -> dict:
     out["batches"] = _rows(con, """
         select source_id, source_file, rows_in, rows_accepted, rows_quarantined
         from raw.batches where run_id = ? order by source_id, source_file""", [run_id])
+    out["excluded"] = _rows(con, """
+        select x.source_id, x.rule, sum(x.rows) as rows, count(distinct x.batch_id) as batches
+        from raw.excluded_rows x join raw.batches b using (batch_id)
+        where b.run_id = ? group by x.source_id, x.rule order by 1, 2""", [run_id]) \
+        if _exists(con, "raw", "excluded_rows") else []
     out["quarantine"] = _rows(con, """
         select q.source_id, coalesce(b.source_file, 'query') as source_file, q.reason, count(*) as rows,
                min(q.detail) filter (where q.row_number is null) as problem

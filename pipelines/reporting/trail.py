@@ -8,7 +8,7 @@ import json
 import re
 
 from pipelines.quality.evidence import batch_checks, contributing_rows
-from pipelines.quality.store import exists
+from pipelines.quality.store import columns, exists
 from pipelines.warehouse import rows as _rows
 
 _MONTH = re.compile(r"^(\d{4})-(\d{1,2})(?:-01)?$")
@@ -58,17 +58,44 @@ def kpi_trail(con, kpi_id: str, period: dt.date) -> dict:
             where o.kpi_id = ? and o.period = ? order by o.org_id, o.loaded_at, o.batch_id, o.row_number""", [kpi_id, period])
         if (r["batch_id"], r["row_number"]) not in chosen]
     batch_ids = sorted({r["batch_id"] for r in rows})
-    batches = _rows(con, """select batch_id, source_id, source_file, source_sha256, source_query, rows_in,
-                                   rows_accepted, rows_quarantined, loaded_at, run_id
-                            from raw.batches where batch_id = any(?) order by loaded_at, batch_id""", [batch_ids])
+    # Where a batch-level period came from (a title cell, the file name), for warehouses that record it.
+    # and each record's row as the sheet shows it (`Commissioner!A135`).
+    have = columns(con, "raw", "batches")
+    extra = ", ".join(c if c in have else f"null as {c}" for c in ("period_origin", "sheet", "row_map"))
+    batches = _rows(con, f"""select batch_id, source_id, source_file, source_sha256, source_query, rows_in,
+                                    rows_accepted, rows_quarantined, loaded_at, run_id, {extra}
+                             from raw.batches where batch_id = any(?) order by loaded_at, batch_id""", [batch_ids])
+    where = {b["batch_id"]: b for b in batches}
+    for r in [*rows, *revisions]:
+        r["cell"] = cell_of(where.get(r["batch_id"]), r["row_number"])
     checks = batch_checks(con, batch_ids)
     # Quarantined rows of the same batches that name this KPI and period (a rejected duplicate,
     # an unparseable value, ...): what did not make it into the figure.
+    # A batch whose landed rows all have one KPI (a constant in the mapping) or one period (a
+    # title cell, the file name) gives that KPI or period to its quarantined rows too.
     needle_kpi, needle_period = kpi_id, f"{period:%Y-%m}"
+    only = {r["batch_id"]: r for r in _rows(con, """
+            select batch_id, count(distinct kpi_id) as kpis, min(kpi_id) as kpi_id,
+                   count(distinct period) as periods, min(period) as period
+            from raw.observations where batch_id = any(?) group by batch_id""", [batch_ids])}
+
+    def concerns(q: dict) -> bool:
+        record, one = q["record"] or "", only.get(q["batch_id"]) or {}
+        same_kpi = needle_kpi in record or (one.get("kpis") == 1 and one.get("kpi_id") == kpi_id)
+        same_period = needle_period in record or (one.get("periods") == 1 and one.get("period") == period)
+        return same_kpi and same_period
+
     quarantined = [q for q in _rows(con, """
             select q.batch_id, q.row_number, q.reason, q.detail, q.record
             from raw.quarantine q where q.batch_id = any(?) order by q.batch_id, q.row_number""", [batch_ids])
-        if needle_kpi in (q["record"] or "") and needle_period in (q["record"] or "")]
+        if concerns(q)]
+    for q in quarantined:
+        q["cell"] = cell_of(where.get(q["batch_id"]), q["row_number"])
+    # Rows the source's row rules left out of these batches (subtotals, national rows): counted
+    # per batch and rule, neither in the figure nor rejected.
+    excluded = _rows(con, """select batch_id, rule, rows, row_numbers from raw.excluded_rows
+                             where batch_id = any(?) order by batch_id, rule""", [batch_ids]) \
+        if exists(con, "raw", "excluded_rows") else []
     drift = []
     if exists(con, "quality", "drift_findings"):
         drift = _rows(con, """
@@ -89,9 +116,17 @@ def kpi_trail(con, kpi_id: str, period: dt.date) -> dict:
     return {
         "kpi": kpi, "period": period, "figure": figure, "computation": computation(kpi, rows),
         "rows": rows, "superseded": revisions, "batches": batches, "checks": checks,
-        "quarantined": quarantined, "drift": drift, "published": published, "current": current,
+        "quarantined": quarantined, "excluded": excluded, "drift": drift, "published": published, "current": current,
         "decision": decision,
     }
+
+
+def cell_of(batch: dict | None, record: int | None) -> str | None:
+    """`Sheet!A135` for a record of a workbook batch (None for other batches)."""
+    from pipelines.ingest.readers import sheet_row_of
+
+    row = sheet_row_of((batch or {}).get("row_map"), record)
+    return f"{batch['sheet']}!A{row}" if row is not None and batch.get("sheet") else None
 
 
 def computation(kpi: dict, rows: list[dict]) -> str:
@@ -108,6 +143,10 @@ def computation(kpi: dict, rows: list[dict]) -> str:
     if agg == "mean":
         return f"mean of {len(values)} organisation value(s) = {sum(values) / len(values):,.4f}" if values else "mean of no values"
     return f"sum of {len(values)} organisation value(s) = {sum(values):,.4f}"
+
+
+# Source rows printed in text; the JSON has all of them.
+SHOWN_ROWS = 20
 
 
 def _fmt(v) -> str:
@@ -142,18 +181,26 @@ def render_text(t: dict) -> str:
     out.append("")
     out.append(f"Source rows behind the figure (latest revision of each organisation), {len(t['rows'])}:")
     out.append(f"  {'org':<8} {'value':>12} {'numerator':>12} {'denominator':>12}  {'row':>5}  batch / file")
-    for r in t["rows"]:
+    for r in t["rows"][:SHOWN_ROWS]:
         out.append(f"  {r['org_id']:<8} {_fmt(r['value']):>12} {_fmt(r['numerator']):>12} {_fmt(r['denominator']):>12}  "
-                   f"{r['row_number']:>5}  {r['batch_id']} / {r['source_file'] or r['source_query']}")
+                   f"{r.get('cell') or r['row_number']:>5}  {r['batch_id']} / {r['source_file'] or r['source_query']}")
+    if len(t["rows"]) > SHOWN_ROWS:  # an official return has thousands: summarised, all in --format json
+        out.append(f"  … and {len(t['rows']) - SHOWN_ROWS} more row(s) (all of them: --format json)")
     out.append("")
     out.append("Batches:")
     for b in t["batches"]:
         rows = sorted(r["row_number"] for r in t["rows"] if r["batch_id"] == b["batch_id"])
         out.append(f"  {b['batch_id']}: {b['source_file'] or 'query: ' + str(b['source_query'])}")
         out.append(f"    sha256 {b['source_sha256']}")
+        if b.get("period_origin"):
+            out.append(f"    period from {b['period_origin']}")
+        used = ", ".join(map(str, rows[:SHOWN_ROWS])) + (f", … ({len(rows)} rows)" if len(rows) > SHOWN_ROWS else "")
         out.append(f"    landed {b['loaded_at']:%Y-%m-%d %H:%M:%S} UTC in run {b['run_id']}; {b['rows_in']} rows in, "
-                   f"{b['rows_accepted']} landed, {b['rows_quarantined']} quarantined; rows used here: "
-                   f"{', '.join(map(str, rows))}")
+                   f"{b['rows_accepted']} landed, {b['rows_quarantined']} quarantined; rows used here: {used}")
+        for x in (x for x in t.get("excluded", []) if x["batch_id"] == b["batch_id"]):
+            records = (x["row_numbers"] or "").split(", ")
+            shown = ", ".join(records[:10]) + (", …" if len(records) > 10 else "")
+            out.append(f"    excluded by rule {x['rule']}: {x['rows']} row(s) (records {shown})")
         cs = t["checks"].get(b["batch_id"], [])
         failed = [c for c in cs if not c["success"]]
         out.append(f"    checks: {len(cs) - len(failed)} passed, {len(failed)} failed")
@@ -168,8 +215,15 @@ def render_text(t: dict) -> str:
                        f"row {r['row_number']} of {r['batch_id']} ({r['source_file']})")
     out.append("")
     out.append(f"Quarantined rows of these batches for {k['kpi_id']} {t['period']:%Y-%m}: {len(t['quarantined']) or 'none'}")
-    for q in t["quarantined"]:
-        out.append(f"  row {q['row_number']} of {q['batch_id']}: {q['reason']} — {q['detail']}; record {q['record']}")
+    for q in t["quarantined"][:SHOWN_ROWS]:
+        at = f" ({q['cell']})" if q.get("cell") else ""
+        out.append(f"  row {q['row_number']}{at} of {q['batch_id']}: {q['reason']} — {q['detail']}; record {q['record']}")
+    if len(t["quarantined"]) > SHOWN_ROWS:
+        counts: dict[str, int] = {}
+        for q in t["quarantined"]:
+            counts[q["reason"]] = counts.get(q["reason"], 0) + 1
+        out.append(f"  … and {len(t['quarantined']) - SHOWN_ROWS} more; by reason: "
+                   + ", ".join(f"{r} × {n}" for r, n in sorted(counts.items())))
     out.append(f"Drift findings for this figure (latest drift run): {len(t['drift']) or 'none'}")
     for d in t["drift"]:
         out.append(f"  {d['severity']} {d['kind']}: {d['detail']}")

@@ -146,7 +146,7 @@ def test_missing_sheet_is_named(tmp_path):
     src = {"id": "xl", "department": "dept", "kind": "excel", "path": "xl/*.xlsx", "sheet": "Data",
            "cadence": "monthly", "columns": {"kpi_id": "KPI", "period": "Period", "value": "Value"}}
     [b] = land(tmp_path, [src], [kpi("homes", "xl")], tmp_path / "data", "xl").batches
-    assert "sheet 'Data' not found (sheets: Sheet)" in b.outcomes[0].observed
+    assert "sheet 'Data' not found (sheets: 'Sheet')" in b.outcomes[0].observed
 
 
 # ---------------------------------------------------------------- SQL
