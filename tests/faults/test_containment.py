@@ -269,8 +269,8 @@ def test_a_file_removed_between_listing_and_reading_is_named_and_read_next_run(t
     data = tmp_path / "data"
     shutil.copytree(demo_data / "health", data / "health")
     ghost = data / "health" / "returns_2026-00.csv"
-    real_listing = landing.source_files
-    monkeypatch.setattr(landing, "source_files", lambda src, d: sorted(real_listing(src, d) + [ghost]))
+    real_listing = landing.files_in_order
+    monkeypatch.setattr(landing, "files_in_order", lambda src, d: sorted(real_listing(src, d) + [ghost]))
     catalog = load_catalog(DEFAULT_CATALOG)
     with connect(tmp_path / "wh.duckdb") as con:
         report = landing.ingest_source(con, catalog, "health_returns", data, dt.date(2026, 11, 15), "run-1")

@@ -32,7 +32,9 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("batch_id", "varchar"), ("source_id", "varchar"), ("department_id", "varchar"),
         ("source_file", "varchar"), ("source_sha256", "varchar"), ("source_query", "varchar"),
         ("rows_in", "integer"), ("rows_accepted", "integer"), ("rows_quarantined", "integer"),
-        ("loaded_at", "timestamp"), ("run_id", "varchar"),
+        ("loaded_at", "timestamp"), ("run_id", "varchar"), ("watermark", "varchar"), ("mapping_sha256", "varchar"),
+        ("sheet", "varchar"), ("layout", "varchar"), ("period_origin", "varchar"), ("rows_excluded", "integer"),
+        ("row_map", "varchar"),
     ],
     "quality.check_results": [
         ("run_id", "varchar"), ("batch_id", "varchar"), ("source_id", "varchar"), ("department_id", "varchar"),
