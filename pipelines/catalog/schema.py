@@ -173,6 +173,14 @@ TARGET_POINT = {
         "effective_from": DATE,
     },
 }
+# A standing standard (95% of A&E patients seen within 4 hours): a threshold that applies to
+# every period starting on or after its effective date, until a later change takes over.
+STANDARD_POINT = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["value", "effective_from"],
+    "properties": {"value": {"type": "number"}, "effective_from": DATE},
+}
 KPIS = {
     "type": "object",
     "additionalProperties": False,
@@ -210,6 +218,10 @@ KPIS = {
                         "properties": {"value": {"type": "number"}, "date": DATE},
                     },
                     "targets": {"type": "array", "minItems": 1, "items": TARGET_POINT},
+                    # One standard, or its dated changes as a list; met / not met every period.
+                    # A KPI may carry a standard and a dated trajectory of targets beside it.
+                    "standard": {"oneOf": [STANDARD_POINT,
+                                           {"type": "array", "minItems": 1, "items": STANDARD_POINT}]},
                     # `source`: each period's target comes with the data (the source maps
                     # `target`); a target of 0 means no target was set (grey). `catalog`
                     # (default): the dated baseline and targets above.
@@ -230,15 +242,26 @@ MILESTONES = {
             "items": {
                 "type": "object",
                 "additionalProperties": False,
-                "required": ["id", "title", "kpi", "threshold", "due"],
+                "required": ["id", "title", "due"],
                 "properties": {
                     "id": ID,
                     "title": {"type": "string", "minLength": 1},
+                    # How the milestone is met:
+                    #   by_date (default): the KPI reaches `threshold` in any period ending on or
+                    #     before `due` (and starting on or after `from`, when given);
+                    #   in_period: the KPI reaches `threshold` in the period that contains `due`
+                    #     ("76% in March 2024"), judged on that period alone;
+                    #   manual: recorded as done (`completed_on`, `completed_by`); no KPI test.
+                    "test": {"enum": ["by_date", "in_period", "manual"]},
                     "kpi": ID,
+                    # a milestone without a KPI (test: manual) names its department
+                    "department": ID,
                     "threshold": {"type": "number"},
                     "due": DATE,
+                    "from": DATE,
                     "owner": PERSON,
                     "completed_on": DATE,
+                    "completed_by": {"type": "string", "minLength": 1},
                 },
             },
         }
