@@ -289,20 +289,57 @@ def _fmt(v, unit: str | None = None) -> str:
     return f"{text}%" if unit == "percent" else text
 
 
+def _standard_cell(k: dict, standard: str) -> str:
+    """"95.00% not met (7/12)": the standard, the verdict, periods met of the last 12."""
+    if k.get("standard_value") is None:
+        return "–"
+    text = f"{standard} {'met' if k.get('standard_met') else 'not met'}"
+    if k.get("periods_judged_last_12"):
+        text += f" ({k['periods_met_last_12']}/{k['periods_judged_last_12']})"
+    return text
+
+
 def _kpi_table(kpis: list[dict], title: str) -> Table:
+    from pipelines.kpimodel import display
+
     t = Table(title=title, title_justify="left")
-    for col in ("department", "KPI", "period", "actual", "expected", "target", "status", "forecast", "data trust"):
+    for col in ("department", "KPI", "period", "actual", "expected", "standard (met of last 12)", "target", "status",
+                "forecast", "data trust"):
         t.add_column(col, overflow="fold")
     for k in kpis:
         st, trust = k["status"], k["data_trust"]
+        # actual, expected value and standard with enough decimals to tell met from not met
+        actual, (expected, standard) = display.figures(
+            k["actual"], [k["expected_value"], k.get("standard_value")], k["unit"])
+        words = f"standard {'met' if k.get('standard_met') else 'not met'}" if k.get("judged_by") == "standard" else st
         t.add_row(
-            k["department_id"], k["kpi_id"], str(k["period"] or "–")[:7], _fmt(k["actual"], k["unit"]),
-            _fmt(k["expected_value"], k["unit"]),
+            k["department_id"], k["kpi_id"], str(k["period"] or "–")[:7], actual,
+            expected if k["expected_value"] is not None else "–", _standard_cell(k, standard),
             f"{_fmt(k['target_value'], k['unit'])} by {k['target_date']}" if k["target_value"] is not None else "–",
-            f"[{STATUS_STYLE.get(st, '')}]{st}[/]", k["forecast_status"],
+            f"[{STATUS_STYLE.get(st, '')}]{words}[/]", k["forecast_status"],
             f"[{TRUST_STYLE.get(trust, '')}]{trust}[/]",
         )
     return t
+
+
+def _milestone_line(m: dict) -> str:
+    """One milestone, its state in words and the value its test judged, e.g. "missed ae_76
+    (76% in March 2024) due 2024-03-31, in_period — 74.3% in 2024-03 against 76.0%"."""
+    from pipelines.kpimodel import display
+
+    colour = {"missed": "red", "at_risk": "yellow", "met": "green"}.get(m["state"], "")
+    head = f"[{colour}]{m['state'].replace('_', ' ')}[/]" if colour else m["state"].replace("_", " ")
+    line = f"{head} {m['milestone_id']} ({escape(m['title'])}) due {m['due_date']}, {m.get('test') or 'by_date'}"
+    if m["state"] == "met" and m.get("met_how") == "manual":
+        return line + f" — met manually on {m['completed_on']}" + (f", by {escape(m['completed_by'])}" if m.get("completed_by") else "")
+    if m["state"] == "no_data":
+        return line + " — no data for the period that decides it"
+    in_period = m.get("test") == "in_period"
+    value = m.get("judged_actual") if in_period else m.get("latest_actual")
+    shown, (threshold, forecast) = display.figures(value, [m["threshold"], m["forecast_value"]], m.get("unit"))
+    label = "in the due date's period" if in_period else "latest"
+    line += f" — {label} {shown} against {threshold}"
+    return line + (f", forecast at the due date {forecast}" if m["forecast_value"] is not None else "")
 
 
 def _restatement_line(r: dict) -> str:
@@ -353,13 +390,11 @@ def _print_summary(s: Settings, run_id: str) -> None:
         if not p["published"]:
             out.print(f"  [red]publication blocked[/] {p['department_id']}: {escape(p['reason'])} "
                       "(previously published figures stay, marked stale)")
-    ms = [m for m in sm["milestones"] if m["state"] in ("missed", "at_risk")]
-    out.print("[bold]Milestones[/]: " + ", ".join(f"{st} {sum(m['state'] == st for m in sm['milestones'])}"
-                                                 for st in ("met", "missed", "at_risk", "upcoming")))
+    ms = [m for m in sm["milestones"] if m["state"] in ("missed", "no_data", "at_risk")]
+    out.print("[bold]Milestones[/]: " + ", ".join(f"{st.replace('_', ' ')} {sum(m['state'] == st for m in sm['milestones'])}"
+                                                 for st in ("met", "missed", "no_data", "at_risk", "upcoming")))
     for m in ms:
-        colour = "red" if m["state"] == "missed" else "yellow"
-        out.print(f"  [{colour}]{m['state']}[/] {m['milestone_id']} ({m['title']}) due {m['due_date']}"
-                  f" — latest {_fmt(m['latest_actual'])}, forecast {_fmt(m['forecast_value'])}, threshold {_fmt(m['threshold'])}")
+        out.print(f"  {_milestone_line(m)}")
     for src in sm["sources"]:
         if src["is_overdue"]:
             if src["latest_period"] is None:

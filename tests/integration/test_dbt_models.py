@@ -321,7 +321,7 @@ def test_dbt_build_passes_models_unit_tests_and_data_tests(built):
         k: s for k, s in statuses.items() if s not in ("success", "pass")
     }
     kinds = [uid.split(".")[0] for uid in statuses]
-    assert kinds.count("model") == 27
+    assert kinds.count("model") == 28
     assert kinds.count("unit_test") >= 15  # every formula has its given/expect rows
     assert kinds.count("test") >= 100
 
