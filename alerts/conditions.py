@@ -138,7 +138,7 @@ def _num(value: Any, unit: str | None = None, *, signed: bool = False) -> str:
         text = text.rstrip("0").rstrip(".")
     if not unit:
         return text
-    return f"{text}{unit}" if unit == "%" else f"{text} {unit}"
+    return f"{text}%" if display.is_percent(unit) else f"{text} {unit}"
 
 
 def _unit_suffix(text: str, unit: str | None) -> str:

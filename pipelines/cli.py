@@ -449,10 +449,15 @@ def status(
     catalog: Optional[Path] = CatalogOpt,
     warehouse: Optional[Path] = WarehouseOpt,
     fmt: str = typer.Option("table", "--format", help="table or json"),
+    periods: int = typer.Option(1, "--periods", min=1, max=120,
+                                help="with --format json: each KPI's last N periods as 'history'; "
+                                     "with --by-org: the last N periods"),
+    by_org: bool = typer.Option(False, "--by-org", help="organisations against each KPI's standard: "
+                                                        "how many met it, and which did not (worst first)"),
 ):
     """Show the current status of every KPI (latest period) from the warehouse."""
     from pipelines.reporting.restatements import restatements
-    from pipelines.reporting.summary import kpi_status
+    from pipelines.reporting.summary import kpi_history, kpi_status, organisations_against_standard
     from pipelines.warehouse import WarehouseBusy, connect
 
     if fmt not in ("table", "json"):
@@ -461,16 +466,26 @@ def status(
     s = _settings(catalog, None, warehouse)
     try:
         with connect(s.warehouse, read_only=True) as con:
-            rows = kpi_status(con)
             as_of = con.execute("select as_of from catalog.settings").fetchone()[0]
-            restated = restatements(con)
+            if by_org:
+                orgs = organisations_against_standard(con, periods)
+            else:
+                rows = kpi_status(con)
+                restated = restatements(con)
+                history = kpi_history(con, periods) if periods > 1 else {}
     except WarehouseBusy as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_BUSY)
     except FileNotFoundError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_CONFIG)
+    if by_org:
+        _print_by_org(orgs, as_of, fmt)
+        return
     if fmt == "json":
+        if periods > 1:
+            for row in rows:
+                row["history"] = history.get(row["kpi_id"], [])
         sys.stdout.write(json.dumps({"as_of": as_of, "kpis": rows, "restatements": restated}, default=str, indent=2) + "\n")
         return
     out.print(_kpi_table(rows, f"KPI status and data trust as of {as_of} (as published)"))
@@ -479,6 +494,30 @@ def status(
         out.print(f"Restated figures ({len(restated)}; newest first):")
         for r in restated[:15]:
             out.print("  " + _restatement_line(r), markup=False)
+
+
+def _print_by_org(orgs: list[dict], as_of, fmt: str, listed: int = 10) -> None:
+    """`kpiwatch status --by-org`: "12 of 137 organisations met the 95.0% standard in 2019-03"
+    and the organisations that did not, worst first (all of them in JSON)."""
+    from pipelines.kpimodel import display
+
+    if fmt == "json":
+        sys.stdout.write(json.dumps({"as_of": as_of, "standards": orgs}, default=str, indent=2) + "\n")
+        return
+    if not orgs:
+        out.print("No KPI with a standard has organisation figures (per-organisation data and a 'standard' "
+                  "in the catalog are both needed).")
+        return
+    for o in orgs:
+        unit = o["unit"]
+        standard = display.number(o["standard_value"], unit, display.decimals_against(o["standard_value"], []))
+        out.print(f"[bold]{escape(o['kpi_id'])}[/] {str(o['period'])[:7]}: {o['orgs_met']} of {o['orgs_judged']} "
+                  f"organisations met the {standard} standard; {o['orgs_not_met']} did not", soft_wrap=True)
+        if o["not_met"]:
+            shown = ", ".join(f"{escape(m['org_id'])} {display.figure(m['actual'], unit, [o['standard_value']])}"
+                              for m in o["not_met"][:listed])
+            more = f" and {len(o['not_met']) - listed} more" if len(o["not_met"]) > listed else ""
+            out.print(f"  not met (worst first): {shown}{more}", soft_wrap=True)
 
 
 # Commands owned by other stages (quality and audit; alert silences, acks and digests).

@@ -49,6 +49,52 @@ def kpi_status(con) -> list[dict]:
     """))
 
 
+def kpi_history(con, periods: int) -> dict[str, list[dict]]:
+    """The last `periods` periods of every KPI (marts.fct_kpi_progress), oldest first."""
+    out: dict[str, list[dict]] = {}
+    for r in _rows(con, """
+            select * from (
+                select kpi_id, period, period_end, actual, expected_value, target_value, target_date,
+                       status, judged_by, standard_value, standard_met, periods_met_last_12,
+                       periods_judged_last_12, consecutive_misses, forecast_value, forecast_status,
+                       data_trust, data_trust_reason,
+                       row_number() over (partition by kpi_id order by period desc) as recency
+                from marts.fct_kpi_progress) ranked
+            where recency <= ?
+            order by kpi_id, period""", [periods]):
+        r.pop("recency")
+        out.setdefault(r["kpi_id"], []).append(r)
+    return out
+
+
+def organisations_against_standard(con, periods: int = 1) -> list[dict]:
+    """Per KPI with a standard, for its last `periods` periods: how many organisations met the
+    standard, of how many with a value, and the organisations that did not, worst first."""
+    if not _exists(con, "marts", "fct_kpi_standard_orgs"):
+        return []
+    counts = _rows(con, """
+        select * from (
+            select s.kpi_id, k.name as kpi_name, k.unit, k.direction, k.department_id, s.period,
+                   s.standard_value, s.orgs_judged, s.orgs_met, s.orgs_not_met,
+                   row_number() over (partition by s.kpi_id order by s.period desc) as recency
+            from marts.fct_kpi_standard_orgs s join catalog.kpis k using (kpi_id)) ranked
+        where recency <= ?
+        order by department_id, kpi_id, period desc""", [periods])
+    misses: dict[tuple, list[dict]] = {}
+    for r in _rows(con, """
+            select o.kpi_id, o.period, o.org_id, o.actual, k.direction
+            from marts.fct_kpi_org_values o join catalog.kpis k using (kpi_id)
+            where o.standard_met = false"""):
+        misses.setdefault((r["kpi_id"], r["period"]), []).append(r)
+    for c in counts:
+        c.pop("recency")
+        worst = misses.get((c["kpi_id"], c["period"]), [])
+        # worst first: furthest from the standard in the KPI's good direction; ties by id
+        worst.sort(key=lambda r: (r["actual"] if c["direction"] != "lower_is_better" else -r["actual"], r["org_id"]))
+        c["not_met"] = [{"org_id": r["org_id"], "actual": r["actual"]} for r in worst]
+    return counts
+
+
 def run_summary(con, run_id: str) -> dict:
     out: dict = {"run_id": run_id}
     out["as_of"] = con.execute("select as_of from catalog.settings").fetchone()[0]

@@ -65,8 +65,32 @@ def test_nhs_ae_national_and_provider_performance(tmp_path):
     assert len(national) == len(by_month) == 36
     for month, (att, br) in by_month.items():
         assert national[month]["actual"] == pytest.approx(100 * (1 - br / att), abs=0.01)
-        assert national[month]["status"] == "red"  # below 95% in every month of the span
-        assert national[month]["expected_value"] == pytest.approx(95.0)
+        # a standing standard: not met in any month of the span (below 95% throughout); no
+        # trajectory, no due date, so no forecast to a deadline
+        assert (national[month]["judged_by"], national[month]["standard_value"]) == ("standard", 95.0)
+        assert national[month]["standard_met"] is False and national[month]["status"] == "red"
+        assert national[month]["expected_value"] is None
+        assert national[month]["forecast_value"] is None and national[month]["forecast_status"] == "unknown"
+    march_2019 = national[dt.date(2019, 3, 1)]
+    assert (march_2019["periods_met_last_12"], march_2019["periods_judged_last_12"]) == (0, 12)
+    assert march_2019["consecutive_misses"] == 36
+    milestones = {m["milestone_id"]: m for m in rows(wh, "select * from marts.fct_milestones")}
+    # judged on March 2019 alone (86.6%), although June 2018 was above 88%
+    in_march = milestones["ae_88_in_march_2019"]
+    assert (in_march["state"], in_march["judged_period"]) == ("missed", dt.date(2019, 3, 1))
+    assert in_march["judged_actual"] == pytest.approx(86.604, abs=0.001) and in_march["forecast_value"] is None
+    # reached by the due date, counting from April 2018: May 2018 (90.4%)
+    during = milestones["ae_90_during_2018_19"]
+    assert (during["state"], during["met_how"], during["met_period"]) == ("met", "data", dt.date(2018, 5, 1))
+    # organisations against the standard: counted per month, and the counts add up
+    orgs = {r["period"]: r for r in rows(wh, "select * from marts.fct_kpi_standard_orgs")}
+    judged = rows(wh, """select period, count(*) filter (where actual is not null) as judged,
+                                count(*) filter (where actual >= 95) as met
+                         from marts.fct_kpi_org_values group by period""")
+    assert len(orgs) == 36
+    for r in judged:
+        assert (orgs[r["period"]]["orgs_judged"], orgs[r["period"]]["orgs_met"]) == (r["judged"], r["met"])
+        assert orgs[r["period"]]["orgs_met"] + orgs[r["period"]]["orgs_not_met"] == r["judged"]
     providers = {(r["org_id"], r["period"]): r["actual"] for r in rows(wh, "select * from marts.fct_kpi_org_values")}
     assert len(providers) == len(by_provider)
     for (org, month), (att, br) in list(by_provider.items())[:500]:
