@@ -16,7 +16,7 @@ from alerts.model import Alert
 from alerts.rules import Rule, RuleSet
 from alerts.store import rows as _rows
 from alerts.store import table_exists as _table_exists
-from pipelines.kpimodel import display
+from pipelines.kpimodel import display, periods
 
 
 class AlertsError(RuntimeError):
@@ -173,12 +173,11 @@ def _delta(delta: float, unit: str | None) -> str:
 
 
 def _period(value: Any, frequency: str | None) -> str:
+    """The period's label: 2026-W14, 2026-03, 2026-Q3, 2026, 2019/20 (pipelines/kpimodel/periods.py)."""
     day = _as_date(value)
     if day is None:
         return "n/a"
-    if frequency == "quarterly":
-        return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
-    return f"{day.year}-{day.month:02d}"
+    return periods.label(day, frequency)
 
 
 def _day(value: Any) -> str:

@@ -300,7 +300,7 @@ def _standard_cell(k: dict, standard: str) -> str:
 
 
 def _kpi_table(kpis: list[dict], title: str) -> Table:
-    from pipelines.kpimodel import display
+    from pipelines.kpimodel import display, periods
 
     t = Table(title=title, title_justify="left")
     for col in ("department", "KPI", "period", "actual", "expected", "standard (met of last 12)", "target", "status",
@@ -313,7 +313,7 @@ def _kpi_table(kpis: list[dict], title: str) -> Table:
             k["actual"], [k["expected_value"], k.get("standard_value")], k["unit"])
         words = f"standard {'met' if k.get('standard_met') else 'not met'}" if k.get("judged_by") == "standard" else st
         t.add_row(
-            k["department_id"], k["kpi_id"], str(k["period"] or "–")[:7], actual,
+            k["department_id"], k["kpi_id"], periods.label(k["period"], k.get("frequency")) if k["period"] else "–", actual,
             expected if k["expected_value"] is not None else "–", _standard_cell(k, standard),
             f"{_fmt(k['target_value'], k['unit'])} by {k['target_date']}" if k["target_value"] is not None else "–",
             f"[{STATUS_STYLE.get(st, '')}]{words}[/]", k["forecast_status"],
@@ -328,7 +328,7 @@ def _milestone_line(m: dict) -> str:
     from pipelines.kpimodel import display
 
     colour = {"missed": "red", "at_risk": "yellow", "met": "green"}.get(m["state"], "")
-    head = f"[{colour}]{m['state'].replace('_', ' ')}[/]" if colour else m["state"].replace("_", " ")
+    head = f"[{colour}]{m['state']}[/]" if colour else m["state"]
     line = f"{head} {m['milestone_id']} ({escape(m['title'])}) due {m['due_date']}, {m.get('test') or 'by_date'}"
     if m["state"] == "met" and m.get("met_how") == "manual":
         return line + f" — met manually on {m['completed_on']}" + (f", by {escape(m['completed_by'])}" if m.get("completed_by") else "")
@@ -362,6 +362,7 @@ def _print_trust_reasons(kpis: list[dict]) -> None:
 
 
 def _print_summary(s: Settings, run_id: str) -> None:
+    from pipelines.kpimodel import periods
     from pipelines.reporting.restatements import restatements
     from pipelines.reporting.summary import run_summary
     from pipelines.warehouse import connect
@@ -391,7 +392,7 @@ def _print_summary(s: Settings, run_id: str) -> None:
             out.print(f"  [red]publication blocked[/] {p['department_id']}: {escape(p['reason'])} "
                       "(previously published figures stay, marked stale)")
     ms = [m for m in sm["milestones"] if m["state"] in ("missed", "no_data", "at_risk")]
-    out.print("[bold]Milestones[/]: " + ", ".join(f"{st.replace('_', ' ')} {sum(m['state'] == st for m in sm['milestones'])}"
+    out.print("[bold]Milestones[/]: " + ", ".join(f"{st} {sum(m['state'] == st for m in sm['milestones'])}"
                                                  for st in ("met", "missed", "no_data", "at_risk", "upcoming")))
     for m in ms:
         out.print(f"  {_milestone_line(m)}")
@@ -399,11 +400,12 @@ def _print_summary(s: Settings, run_id: str) -> None:
         if src["is_overdue"]:
             if src["latest_period"] is None:
                 out.print(f"  [yellow]overdue source[/] {src['source_id']} ({src['department_id']}): nothing landed yet"
-                          + (f", {str(src['expected_period'])[:7]} expected" if src["expected_period"] else ""))
+                          + (f", {periods.label(src['expected_period'], src['cadence'])} expected"
+                             if src["expected_period"] else ""))
             else:
                 out.print(f"  [yellow]overdue source[/] {src['source_id']} ({src['department_id']}): latest period "
-                          f"{str(src['latest_period'])[:7]}, expected {str(src['expected_period'])[:7]} "
-                          f"({src['periods_overdue']} missing)")
+                          f"{periods.label(src['latest_period'], src['cadence'])}, expected "
+                          f"{periods.label(src['expected_period'], src['cadence'])} ({src['periods_overdue']} missing)")
     for a in sm["anomalies"]:
         out.print(f"  [magenta]sudden jump[/] {a['kpi_id']} in {str(a['period'])[:7]}: {_fmt(a['actual'])} "
                   f"(change {_fmt(a['change'])}, robust z {a['robust_z']:.1f})")
@@ -499,7 +501,7 @@ def status(
 def _print_by_org(orgs: list[dict], as_of, fmt: str, listed: int = 10) -> None:
     """`kpiwatch status --by-org`: "12 of 137 organisations met the 95.0% standard in 2019-03"
     and the organisations that did not, worst first (all of them in JSON)."""
-    from pipelines.kpimodel import display
+    from pipelines.kpimodel import display, periods
 
     if fmt == "json":
         sys.stdout.write(json.dumps({"as_of": as_of, "standards": orgs}, default=str, indent=2) + "\n")
@@ -511,7 +513,7 @@ def _print_by_org(orgs: list[dict], as_of, fmt: str, listed: int = 10) -> None:
     for o in orgs:
         unit = o["unit"]
         standard = display.number(o["standard_value"], unit, display.decimals_against(o["standard_value"], []))
-        out.print(f"[bold]{escape(o['kpi_id'])}[/] {str(o['period'])[:7]}: {o['orgs_met']} of {o['orgs_judged']} "
+        out.print(f"[bold]{escape(o['kpi_id'])}[/] {periods.label(o['period'], o['frequency'])}: {o['orgs_met']} of {o['orgs_judged']} "
                   f"organisations met the {standard} standard; {o['orgs_not_met']} did not", soft_wrap=True)
         if o["not_met"]:
             shown = ", ".join(f"{escape(m['org_id'])} {display.figure(m['actual'], unit, [o['standard_value']])}"

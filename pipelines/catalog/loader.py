@@ -244,6 +244,9 @@ def load_catalog(directory: str | Path) -> Catalog:
                 add("kpis.yml", node, base + ["aggregation"], f"ratio KPI needs source {kpi['source']!r} to map 'numerator' and 'denominator'")
             if kpi["aggregation"] != "ratio" and "value" not in cols:
                 add("kpis.yml", node, base + ["aggregation"], f"source {kpi['source']!r} maps no 'value' column for a {kpi['aggregation']} KPI")
+        if "fiscal_year_start_month" in kpi and kpi["frequency"] not in ("fiscal_year", "quarterly"):
+            add("kpis.yml", node, base + ["fiscal_year_start_month"],
+                "fiscal_year_start_month applies to fiscal_year (and fiscal quarterly) KPIs only")
         if "scale" in kpi and kpi["aggregation"] != "ratio":
             add("kpis.yml", node, base + ["scale"], "scale applies to ratio KPIs only")
         seen_from: set[str] = set()

@@ -140,7 +140,7 @@ SOURCES = {
                     "records_path": {"type": "string"},
                     "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 600},
                     "retries": {"type": "integer", "minimum": 0, "maximum": 10},
-                    "cadence": {"enum": ["monthly", "quarterly"]},
+                    "cadence": {"enum": ["weekly", "monthly", "quarterly", "annual", "fiscal_year"]},
                     "lag_days": {"type": "integer", "minimum": 0, "maximum": 366},
                     "columns": {
                         "type": "object",
@@ -204,7 +204,10 @@ KPIS = {
                     "owner": PERSON,
                     "unit": {"type": "string", "minLength": 1},
                     "direction": {"enum": ["higher_is_better", "lower_is_better"]},
-                    "frequency": {"enum": ["monthly", "quarterly"]},
+                    # weekly (ISO weeks), monthly, quarterly, annual (calendar years) or
+                    # fiscal_year (starting in fiscal_year_start_month, April by default)
+                    "frequency": {"enum": ["weekly", "monthly", "quarterly", "annual", "fiscal_year"]},
+                    "fiscal_year_start_month": {"type": "integer", "minimum": 1, "maximum": 12},
                     "aggregation": {"enum": ["sum", "mean", "ratio"]},
                     "scale": {"type": "number", "exclusiveMinimum": 0},
                     "tolerance": {"type": "number", "minimum": 0},

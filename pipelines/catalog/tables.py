@@ -20,7 +20,7 @@ create table if not exists catalog.kpis (
     source_id varchar not null, owner_name varchar, owner_slack varchar, unit varchar,
     direction varchar not null, frequency varchar not null, aggregation varchar not null,
     scale double precision not null, tolerance double precision not null, trajectory varchar not null,
-    methodology varchar, tags varchar, targets_from varchar not null);
+    methodology varchar, tags varchar, targets_from varchar not null, fiscal_start_month integer not null);
 create table if not exists catalog.targets (
     kpi_id varchar not null, point_type varchar not null, value double precision not null,
     point_date date not null, effective_from date);
@@ -63,6 +63,13 @@ def _drop_outdated(con) -> None:
             con.execute(f"drop table catalog.{table}" + (" cascade" if dialect(con) == "postgres" else ""))
 
 
+def fiscal_start_month(kpi: dict) -> int:
+    """The month a KPI's year starts: its fiscal_year_start_month, April for a fiscal-year KPI
+    without one (the UK government's year), January otherwise."""
+    default = 4 if kpi["frequency"] == "fiscal_year" else 1
+    return int(kpi.get("fiscal_year_start_month", default))
+
+
 def source_location(src: dict) -> str:
     if src["kind"] == "sql":
         where = src.get("sqlite_path") or f"${src['url_env']}"
@@ -99,7 +106,7 @@ def write_catalog(con, catalog: Catalog, as_of: dt.date) -> dict[str, int]:
             i, k["name"], k["department"], k["source"], k["owner"]["name"], k["owner"].get("slack"),
             k["unit"], k["direction"], k["frequency"], k["aggregation"], float(k.get("scale", 1)),
             float(k["tolerance"]), k.get("trajectory", "linear"), k.get("methodology"),
-            ",".join(k.get("tags", [])), k.get("targets_from", "catalog"),
+            ",".join(k.get("tags", [])), k.get("targets_from", "catalog"), fiscal_start_month(k),
         ])
         if k.get("targets_from", "catalog") == "source" or "baseline" not in k:
             continue  # each period's target comes with the data, or a standard alone
@@ -107,7 +114,7 @@ def write_catalog(con, catalog: Catalog, as_of: dt.date) -> dict[str, int]:
         for t in k["targets"]:
             eff = d(t["effective_from"]) if t.get("effective_from") else None
             target_rows.append([i, "target", float(t["value"]), d(t["due"]), eff])
-    con.executemany("insert into catalog.kpis values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", kpi_rows)
+    con.executemany("insert into catalog.kpis values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", kpi_rows)
     if target_rows:
         con.executemany("insert into catalog.targets values (?, ?, ?, ?, ?)", target_rows)
     if standard_rows:

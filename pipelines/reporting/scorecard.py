@@ -12,7 +12,7 @@ import html
 import json
 from dataclasses import dataclass
 
-from pipelines.kpimodel import display
+from pipelines.kpimodel import display, periods
 from pipelines.warehouse import rows as _rows
 
 STATUS_WORDS = {"green": "On track", "amber": "Slipping", "red": "Off track", "grey": "No data / not yet due"}
@@ -84,13 +84,13 @@ def standard_text(point: dict, unit: str | None) -> str:
     return text
 
 
-def milestone_state_text(m: dict) -> str:
+def milestone_state_text(m: dict, frequency: str | None = None) -> str:
     """The milestone's state in words; a manual completion says so, with when and by whom."""
     if m["state"] == "met" and m.get("met_how") == "manual":
         text = f"Met manually on {m['completed_on']:%d %b %Y}" if m.get("completed_on") else "Met manually"
         return text + (f", by {m['completed_by']}" if m.get("completed_by") else "")
     if m["state"] == "met" and m.get("met_period"):
-        return f"Met ({m['met_period']:%b %Y})"
+        return f"Met ({periods.words(m['met_period'], frequency)})"
     return MILESTONE_WORDS.get(m["state"], m["state"])
 
 
@@ -166,7 +166,8 @@ def chart_svg(s: Series, chart_id: str) -> str:
 def _describe(s: Series) -> str:
     k, pts = s.kpi, [p for p in s.points if p["actual"] is not None]
     first, last = pts[0], pts[-1]
-    text = (f"From {first['period']:%b %Y} to {last['period']:%b %Y} the value went from "
+    freq = k.get("frequency")
+    text = (f"From {periods.words(first['period'], freq)} to {periods.words(last['period'], freq)} the value went from "
             f"{fmt(first['actual'], k['unit'])} to {fmt(last['actual'], k['unit'])}")
     if last.get("standard_value") is not None:
         text += f"; {standard_text(last, k['unit'])}"
@@ -195,7 +196,7 @@ def shown(s: Series) -> dict:
         if not pub["published"]:
             if pub.get("period") is not None:
                 out["publication"] = (
-                    f"Publication blocked this run: the figure shown as published is for {pub['period']:%b %Y} "
+                    f"Publication blocked this run: the figure shown as published is for {periods.words(pub['period'], k.get('frequency'))} "
                     f"({fmt(pub['actual'], k['unit'])}, {STATUS_WORDS.get(pub['status'], pub['status'])}).")
                 out["status"] = pub["status"]
             else:
@@ -211,7 +212,8 @@ def _tile(s: Series, idx: int) -> str:
     status, trust, reason, publication = view["status"], view["trust"], view["reason"], view["publication"]
     change = ""
     if len(pts) >= 2 and pts[-2]["actual"] is not None:
-        change = f"{display.change(pts[-1]['actual'] - pts[-2]['actual'], k['unit'])} on {pts[-2]['period']:%b %Y}"
+        change = (f"{display.change(pts[-1]['actual'] - pts[-2]['actual'], k['unit'])} on "
+                  f"{periods.words(pts[-2]['period'], k.get('frequency'))}")
     # the latest figure, its expected value and standard with enough decimals to tell met
     # from not met (and green from amber)
     latest_text, expected_text = "–", "–"
@@ -229,7 +231,7 @@ def _tile(s: Series, idx: int) -> str:
     def row(p: dict) -> str:
         points = [p["expected_value"], p.get("standard_value")] + display.thresholds_of(p, k.get("tolerance"))
         actual, (expected, standard, *_) = display.figures(p["actual"], points, k["unit"])
-        return (f"<tr><td>{p['period']:%Y-%m}</td><td class='num'>{esc(actual)}</td>"
+        return (f"<tr><td>{esc(periods.label(p['period'], k.get('frequency')))}</td><td class='num'>{esc(actual)}</td>"
                 f"<td class='num'>{esc(expected)}</td><td class='num'>{esc(standard)}</td>"
                 f"<td>{esc(status_words(p['status'], p.get('judged_by')))}</td></tr>")
 
@@ -240,7 +242,7 @@ def _tile(s: Series, idx: int) -> str:
   <p><span class="badge" style="background:{COLOURS.get(status)}">{esc(status_words(status, view['judged_by']))}</span>
      <span class="badge" style="background:{COLOURS.get(trust, '#333')}">{esc(TRUST_WORDS.get(trust, trust))}</span></p>
   <dl class="figures">
-    <dt>Latest</dt><dd>{esc(latest_text)}{f" ({latest['period']:%b %Y})" if latest else ''}</dd>
+    <dt>Latest</dt><dd>{esc(latest_text)}{f" ({esc(periods.words(latest['period'], k.get('frequency')))})" if latest else ''}</dd>
     <dt>Change</dt><dd>{esc(change) or '–'}</dd>
     <dt>Expected</dt><dd>{esc(expected_text)}</dd>
     <dt>Target</dt><dd>{esc(target)}</dd>
@@ -405,8 +407,8 @@ def render(data: dict, generated_at: dt.datetime | None = None, known_at: dict |
             tiles.append(_tile(series[k["kpi_id"]], idx))
         srcs = "".join(
             f"<li id='source-{esc(src['source_id'])}'>{esc(src['source_id'])} ({esc(src['cadence'])}): latest period "
-            + (f"{src['latest_period']:%Y-%m}, " if src["latest_period"] else "none yet, ")
-            + (f"expected {src['expected_period']:%Y-%m} — " if src["expected_period"] else "— ")
+            + (f"{esc(periods.label(src['latest_period'], src['cadence']))}, " if src["latest_period"] else "none yet, ")
+            + (f"expected {esc(periods.label(src['expected_period'], src['cadence']))} — " if src["expected_period"] else "— ")
             + (f"<strong>overdue by {esc(src['periods_overdue'])} period(s)</strong>" if src["is_overdue"] else "up to date")
             + "</li>" for src in sources_by_dept.get(d["department_id"], []))
         sections.append(f"""
@@ -418,6 +420,7 @@ def render(data: dict, generated_at: dt.datetime | None = None, known_at: dict |
   <div class="tiles">{''.join(tiles)}</div>
 </section>""")
     units = {k["kpi_id"]: k["unit"] for k in kpis}
+    frequencies = {k["kpi_id"]: k.get("frequency") for k in kpis}
 
     def milestone_row(m: dict) -> str:
         unit = units.get(m.get("kpi_id"))
@@ -430,7 +433,7 @@ def render(data: dict, generated_at: dt.datetime | None = None, known_at: dict |
         return (f"<tr id='milestone-{esc(m['milestone_id'])}'><td>{esc(m['due_date'])}</td><td>{esc(m['title'])}"
                 f"<br><span class='reason'>{esc(test)}</span></td><td>{esc(m['department_id'])}</td>"
                 f"<td><span class='badge' style='background:{COLOURS.get(m['state'], '#333')}'>"
-                f"{esc(milestone_state_text(m))}</span></td>"
+                f"{esc(milestone_state_text(m, frequencies.get(m.get('kpi_id'))))}</span></td>"
                 f"<td class='num'>{esc(value)}</td><td class='num'>{esc(threshold if m['threshold'] is not None else '–')}</td>"
                 f"<td class='num'>{esc(forecast)}</td><td>{esc(m['owner_name'])}</td></tr>")
 

@@ -17,15 +17,18 @@ STANDARD_COLUMNS = ("judged_by", "standard_value", "standard_met", "periods_met_
 
 def _with_standards(con, rows: list[dict]) -> list[dict]:
     """Each figure with its standard (met / not met, record over the last 12 periods) and what
-    judged its status, from marts.fct_kpi_progress for the same KPI and period."""
+    judged its status, from marts.fct_kpi_progress for the same KPI and period; and the KPI's
+    frequency (for its period label)."""
     marts = {}
     if _exists(con, "marts", "fct_kpi_progress"):
         marts = {(r["kpi_id"], r["period"]): r for r in _rows(
             con, f"select kpi_id, period, {', '.join(STANDARD_COLUMNS)} from marts.fct_kpi_progress")}
+    frequencies = dict(con.execute("select kpi_id, frequency from catalog.kpis").fetchall())
     for row in rows:
         found = marts.get((row["kpi_id"], row["period"]), {})
         for col in STANDARD_COLUMNS:
             row[col] = found.get(col)
+        row["frequency"] = frequencies.get(row["kpi_id"])
     return rows
 
 
@@ -74,7 +77,7 @@ def organisations_against_standard(con, periods: int = 1) -> list[dict]:
         return []
     counts = _rows(con, """
         select * from (
-            select s.kpi_id, k.name as kpi_name, k.unit, k.direction, k.department_id, s.period,
+            select s.kpi_id, k.name as kpi_name, k.unit, k.direction, k.frequency, k.department_id, s.period,
                    s.standard_value, s.orgs_judged, s.orgs_met, s.orgs_not_met,
                    row_number() over (partition by s.kpi_id order by s.period desc) as recency
             from marts.fct_kpi_standard_orgs s join catalog.kpis k using (kpi_id)) ranked

@@ -45,7 +45,8 @@ create table catalog.kpis (
     kpi_id varchar, name varchar, department_id varchar, source_id varchar,
     owner_name varchar, owner_slack varchar, unit varchar, direction varchar,
     frequency varchar, aggregation varchar, scale double, tolerance double,
-    trajectory varchar, methodology varchar, tags varchar, targets_from varchar);
+    trajectory varchar, methodology varchar, tags varchar, targets_from varchar,
+    fiscal_start_month integer);
 create table catalog.targets (
     kpi_id varchar, point_type varchar, value double, point_date date, effective_from date);
 create table catalog.standards (kpi_id varchar, value double, effective_from date);
@@ -124,7 +125,7 @@ def build_warehouse(path: Path) -> None:
                 ("health_waits", "health", "sql", "select ...", "quarterly", 45),
             ],
         )
-        kpi = "insert into catalog.kpis values (?, ?, ?, ?, 'Owner', 'U0OWN', ?, ?, ?, ?, ?, ?, ?, 'm', ?, null)"
+        kpi = "insert into catalog.kpis values (?, ?, ?, ?, 'Owner', 'U0OWN', ?, ?, ?, ?, ?, ?, ?, 'm', ?, null, null)"
         con.executemany(
             kpi,
             [

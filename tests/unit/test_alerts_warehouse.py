@@ -27,6 +27,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("owner_name", "varchar"), ("owner_slack", "varchar"), ("unit", "varchar"), ("direction", "varchar"),
         ("frequency", "varchar"), ("aggregation", "varchar"), ("scale", "double"), ("tolerance", "double"),
         ("trajectory", "varchar"), ("methodology", "varchar"), ("tags", "varchar"),
+        ("targets_from", "varchar"), ("fiscal_start_month", "integer"),
     ],
     "raw.batches": [
         ("batch_id", "varchar"), ("source_id", "varchar"), ("department_id", "varchar"),

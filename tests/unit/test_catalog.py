@@ -208,3 +208,25 @@ def test_standards_and_milestone_tests_reach_the_catalog_tables(catalog_copy, tm
     # no KPI: the department head owns it
     assert row == ("health", None, None, "manual", dt.date(2026, 6, 1), "Grace Mensah", "Dr Amara Okafor")
     assert con.execute("select test from catalog.milestones where milestone_id = 'claimants_below_40k'").fetchone() == ("by_date",)
+
+
+def test_frequencies_and_fiscal_year_start(catalog_copy, tmp_path):
+    import datetime as dt
+
+    import duckdb
+
+    from pipelines.catalog.tables import write_catalog
+
+    edit(catalog_copy / "kpis.yml", "    frequency: monthly\n", "    frequency: weekly\n")  # ae_four_hour
+    edit(catalog_copy / "kpis.yml", "    frequency: monthly\n", "    frequency: fiscal_year\n    fiscal_year_start_month: 7\n")
+    edit(catalog_copy / "kpis.yml", "    frequency: monthly\n", "    frequency: annual\n")
+    cat = load_catalog(catalog_copy)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    write_catalog(con, cat, dt.date(2026, 11, 15))
+    rows = dict(con.execute("select frequency || ':' || kpi_id, fiscal_start_month from catalog.kpis "
+                            "where frequency in ('weekly', 'fiscal_year', 'annual')").fetchall())
+    assert rows == {"weekly:ae_four_hour": 1, "fiscal_year:rtt_18_weeks": 7, "annual:cancer_62_day": 1}
+    # a start month only means something for a fiscal year
+    edit(catalog_copy / "kpis.yml", "    frequency: annual\n", "    frequency: annual\n    fiscal_year_start_month: 4\n")
+    [msg] = problems(catalog_copy)
+    assert "fiscal_year_start_month applies to fiscal_year (and fiscal quarterly) KPIs only" in msg

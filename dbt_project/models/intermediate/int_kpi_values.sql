@@ -63,10 +63,7 @@ aggregated as (
 
     select
         *,
-        case
-            when frequency = 'quarterly' then {{ kpiwatch.month_end('period', months_ahead=2) }}
-            else {{ kpiwatch.month_end('period') }}
-        end as period_end,
+        {{ kpiwatch.period_end('period', 'frequency') }} as period_end,
         case aggregation
             when 'sum' then sum_value
             when 'mean' then mean_value
