@@ -16,7 +16,7 @@ from alerts.model import Alert
 from alerts.rules import Rule, RuleSet
 from alerts.store import rows as _rows
 from alerts.store import table_exists as _table_exists
-from pipelines.kpimodel import display, periods
+from kpimodel import display, periods
 
 
 class AlertsError(RuntimeError):
@@ -173,7 +173,7 @@ def _delta(delta: float, unit: str | None) -> str:
 
 
 def _period(value: Any, frequency: str | None) -> str:
-    """The period's label: 2026-W14, 2026-03, 2026-Q3, 2026, 2019/20 (pipelines/kpimodel/periods.py)."""
+    """The period's label: 2026-W14, 2026-03, 2026-Q3, 2026, 2019/20 (kpimodel/periods.py)."""
     day = _as_date(value)
     if day is None:
         return "n/a"
@@ -259,6 +259,7 @@ def _fetch_kpi_status(con) -> list[dict[str, Any]]:
         )
         select kpi_id, kpi_name, department_id, period, period_end, actual, expected_value,
                target_value, target_date, performance_gap, status, judged_by, standard_value,
+               band_lower, band_upper,
                standard_met, periods_met_last_12, periods_judged_last_12, consecutive_misses,
                previous_status,
                forecast_value, forecast_status, data_trust, data_trust_reason,
@@ -292,7 +293,13 @@ def _kpi_status_alert(rule: Rule, row: dict[str, Any], ctx: _Context) -> Alert |
     by_standard = row.get("judged_by") == "standard"
     previous = row.get("previous_status")
     actual, (expected, standard) = _judged(row["actual"], [row.get("expected_value"), row.get("standard_value")], unit)
-    if by_standard:
+    if row.get("judged_by") == "band":
+        # a within_range KPI: inside its band, or how far outside
+        actual, (lower, upper) = _judged(row["actual"], [row.get("band_lower"), row.get("band_upper")], unit)
+        where = "within" if row.get("standard_met") else "outside"
+        title = f"{name} is {where} its range ({status})"
+        text = f"{period}: {actual} against the range {lower} to {upper}: {where}" + _standard_record(row) + "."
+    elif by_standard:
         # a standard is met or not met: no amber, no trajectory, no deadline
         title = f"{name}: standard {'met' if row.get('standard_met') else 'not met'}"
         text = f"{period}: {actual} against the standard of {standard}: {'met' if row.get('standard_met') else 'not met'}"

@@ -291,16 +291,22 @@ def _fmt(v, unit: str | None = None) -> str:
 
 def _standard_cell(k: dict, standard: str) -> str:
     """"95.00% not met (7/12)": the standard, the verdict, periods met of the last 12."""
-    if k.get("standard_value") is None:
+    if k.get("band_lower") is not None:
+        from kpimodel import display
+
+        _, (lower, upper) = display.figures(k["actual"], [k["band_lower"], k["band_upper"]], k["unit"])
+        text = f"{lower} to {upper} {'within' if k.get('standard_met') else 'outside'}"
+    elif k.get("standard_value") is None:
         return "–"
-    text = f"{standard} {'met' if k.get('standard_met') else 'not met'}"
+    else:
+        text = f"{standard} {'met' if k.get('standard_met') else 'not met'}"
     if k.get("periods_judged_last_12"):
         text += f" ({k['periods_met_last_12']}/{k['periods_judged_last_12']})"
     return text
 
 
 def _kpi_table(kpis: list[dict], title: str) -> Table:
-    from pipelines.kpimodel import display, periods
+    from kpimodel import display, periods
 
     t = Table(title=title, title_justify="left")
     for col in ("department", "KPI", "period", "actual", "expected", "standard (met of last 12)", "target", "status",
@@ -311,7 +317,8 @@ def _kpi_table(kpis: list[dict], title: str) -> Table:
         # actual, expected value and standard with enough decimals to tell met from not met
         actual, (expected, standard) = display.figures(
             k["actual"], [k["expected_value"], k.get("standard_value")], k["unit"])
-        words = f"standard {'met' if k.get('standard_met') else 'not met'}" if k.get("judged_by") == "standard" else st
+        words = {"standard": f"standard {'met' if k.get('standard_met') else 'not met'}",
+                 "band": f"{'within' if k.get('standard_met') else 'outside'} range ({st})"}.get(k.get("judged_by"), st)
         t.add_row(
             k["department_id"], k["kpi_id"], periods.label(k["period"], k.get("frequency")) if k["period"] else "–", actual,
             expected if k["expected_value"] is not None else "–", _standard_cell(k, standard),
@@ -325,7 +332,7 @@ def _kpi_table(kpis: list[dict], title: str) -> Table:
 def _milestone_line(m: dict) -> str:
     """One milestone, its state in words and the value its test judged, e.g. "missed ae_76
     (76% in March 2024) due 2024-03-31, in_period — 74.3% in 2024-03 against 76.0%"."""
-    from pipelines.kpimodel import display
+    from kpimodel import display
 
     colour = {"missed": "red", "at_risk": "yellow", "met": "green"}.get(m["state"], "")
     head = f"[{colour}]{m['state']}[/]" if colour else m["state"]
@@ -362,7 +369,7 @@ def _print_trust_reasons(kpis: list[dict]) -> None:
 
 
 def _print_summary(s: Settings, run_id: str) -> None:
-    from pipelines.kpimodel import periods
+    from kpimodel import periods
     from pipelines.reporting.restatements import restatements
     from pipelines.reporting.summary import run_summary
     from pipelines.warehouse import connect
@@ -501,7 +508,7 @@ def status(
 def _print_by_org(orgs: list[dict], as_of, fmt: str, listed: int = 10) -> None:
     """`kpiwatch status --by-org`: "12 of 137 organisations met the 95.0% standard in 2019-03"
     and the organisations that did not, worst first (all of them in JSON)."""
-    from pipelines.kpimodel import display, periods
+    from kpimodel import display, periods
 
     if fmt == "json":
         sys.stdout.write(json.dumps({"as_of": as_of, "standards": orgs}, default=str, indent=2) + "\n")

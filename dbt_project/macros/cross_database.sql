@@ -199,7 +199,7 @@
 {%- endmacro %}
 
 
-{#- How a period (its first day) is written for its frequency, as pipelines/kpimodel/periods.py
+{#- How a period (its first day) is written for its frequency, as kpimodel/periods.py
     writes it: weekly '2026-W14' (ISO week), monthly '2026-03', quarterly '2026-Q3', annual
     '2026', fiscal_year '2019/20' (a fiscal year starting in January is '2019'). -#}
 {% macro period_label(date_expr, frequency_expr) -%}

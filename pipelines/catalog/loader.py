@@ -244,21 +244,41 @@ def load_catalog(directory: str | Path) -> Catalog:
                 add("kpis.yml", node, base + ["aggregation"], f"ratio KPI needs source {kpi['source']!r} to map 'numerator' and 'denominator'")
             if kpi["aggregation"] != "ratio" and "value" not in cols:
                 add("kpis.yml", node, base + ["aggregation"], f"source {kpi['source']!r} maps no 'value' column for a {kpi['aggregation']} KPI")
-        if "fiscal_year_start_month" in kpi and kpi["frequency"] not in ("fiscal_year", "quarterly"):
+        if "fiscal_year_start_month" in kpi and kpi["frequency"] not in ("fiscal_year", "quarterly") \
+                and "year_to_date" not in kpi:
             add("kpis.yml", node, base + ["fiscal_year_start_month"],
-                "fiscal_year_start_month applies to fiscal_year (and fiscal quarterly) KPIs only")
+                "fiscal_year_start_month applies to fiscal_year, fiscal quarterly and year_to_date KPIs only")
+        if kpi.get("year_to_date") == "computed":
+            if kpi["aggregation"] not in ("sum", "ratio"):
+                add("kpis.yml", node, base + ["year_to_date"],
+                    f"a {kpi['aggregation']} KPI cannot be added up over the year: year_to_date computed needs sum or ratio")
+            if kpi["frequency"] in ("annual", "fiscal_year"):
+                add("kpis.yml", node, base + ["year_to_date"], "a yearly KPI is its own year to date")
         if "scale" in kpi and kpi["aggregation"] != "ratio":
             add("kpis.yml", node, base + ["scale"], "scale applies to ratio KPIs only")
         seen_from: set[str] = set()
+        band = kpi["direction"] == "within_range"
         for j, point in enumerate(standard_points(kpi)):
-            where = base + ["standard"] + ([j] if isinstance(kpi["standard"], list) else []) + ["effective_from"]
+            at = base + ["standard"] + ([j] if isinstance(kpi["standard"], list) else [])
             if point["effective_from"] in seen_from:
-                add("kpis.yml", node, where, f"two standards take effect on {point['effective_from']}")
+                add("kpis.yml", node, at + ["effective_from"], f"two standards take effect on {point['effective_from']}")
             seen_from.add(point["effective_from"])
+            if band and ("lower" not in point or "upper" not in point or "value" in point):
+                add("kpis.yml", node, at, "a within_range KPI's standard is a band: give 'lower' and 'upper' (no 'value')")
+            elif band and point["lower"] > point["upper"]:
+                add("kpis.yml", node, at, f"band lower {point['lower']} is above upper {point['upper']}")
+            elif not band and ("value" not in point or "lower" in point or "upper" in point):
+                add("kpis.yml", node, at, "a standard has a 'value' ('lower' and 'upper' are for within_range KPIs)")
+        if band and "standard" not in kpi:
+            add("kpis.yml", node, base + ["direction"], "a within_range KPI needs its band as 'standard' (lower, upper)")
+        if band and ("targets" in kpi or kpi.get("targets_from") == "source"):
+            add("kpis.yml", node, base + ["direction"], "a within_range KPI is judged against its band, not targets")
         if kpi.get("targets_from", "catalog") == "source":
             if src is not None and "target" not in src["columns"]:
                 add("kpis.yml", node, base + ["targets_from"], f"source {kpi['source']!r} maps no 'target' column")
             continue
+        if kpi.get("year_to_date") == "computed" and "targets" in kpi and "baseline" not in kpi:
+            continue  # annual targets: the year-to-date trajectory starts from 0 each year
         if ("baseline" in kpi) != ("targets" in kpi):
             add("kpis.yml", node, base, "a trajectory needs both a dated 'baseline' and 'targets'")
             continue

@@ -178,8 +178,10 @@ TARGET_POINT = {
 STANDARD_POINT = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["value", "effective_from"],
-    "properties": {"value": {"type": "number"}, "effective_from": DATE},
+    "required": ["effective_from"],
+    # a threshold (`value`), or for a within_range KPI a band (`lower` and `upper`, inclusive)
+    "properties": {"value": {"type": "number"}, "lower": {"type": "number"}, "upper": {"type": "number"},
+                   "effective_from": DATE},
 }
 KPIS = {
     "type": "object",
@@ -203,12 +205,24 @@ KPIS = {
                     "source": ID,
                     "owner": PERSON,
                     "unit": {"type": "string", "minLength": 1},
-                    "direction": {"enum": ["higher_is_better", "lower_is_better"]},
+                    # within_range: met inside a band (`standard` with lower and upper), amber
+                    # within `tolerance` outside it, red beyond (bed occupancy 85-92%)
+                    "direction": {"enum": ["higher_is_better", "lower_is_better", "within_range"]},
                     # weekly (ISO weeks), monthly, quarterly, annual (calendar years) or
                     # fiscal_year (starting in fiscal_year_start_month, April by default)
                     "frequency": {"enum": ["weekly", "monthly", "quarterly", "annual", "fiscal_year"]},
                     "fiscal_year_start_month": {"type": "integer", "minimum": 1, "maximum": 12},
-                    "aggregation": {"enum": ["sum", "mean", "ratio"]},
+                    # A cumulative KPI, year to date (the year starting in fiscal_year_start_month,
+                    # January by default): `computed` sums the year's periods so far (ratios from
+                    # their summed parts); `delivered` means the data is year to date already and
+                    # is used as delivered. Catalog targets of a computed KPI are annual: the
+                    # expected value grows from 0 at the year's start to the target at its end.
+                    "year_to_date": {"enum": ["computed", "delivered"]},
+                    # latest: a stock at period end (staff in post), summed over organisations,
+                    # never over periods; as_published: a figure that cannot be re-aggregated
+                    # (a median, a 90th percentile): the whole's published figure is used as it
+                    # is, never recomputed across organisations
+                    "aggregation": {"enum": ["sum", "mean", "ratio", "latest", "as_published"]},
                     "scale": {"type": "number", "exclusiveMinimum": 0},
                     "tolerance": {"type": "number", "minimum": 0},
                     "trajectory": {"enum": ["linear", "step"]},

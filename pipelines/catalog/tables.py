@@ -20,12 +20,14 @@ create table if not exists catalog.kpis (
     source_id varchar not null, owner_name varchar, owner_slack varchar, unit varchar,
     direction varchar not null, frequency varchar not null, aggregation varchar not null,
     scale double precision not null, tolerance double precision not null, trajectory varchar not null,
-    methodology varchar, tags varchar, targets_from varchar not null, fiscal_start_month integer not null);
+    methodology varchar, tags varchar, targets_from varchar not null, fiscal_start_month integer not null,
+    year_to_date varchar);
 create table if not exists catalog.targets (
     kpi_id varchar not null, point_type varchar not null, value double precision not null,
     point_date date not null, effective_from date);
 create table if not exists catalog.standards (
-    kpi_id varchar not null, value double precision not null, effective_from date not null);
+    kpi_id varchar not null, value double precision, effective_from date not null,
+    lower_value double precision, upper_value double precision);
 create table if not exists catalog.milestones (
     milestone_id varchar primary key, title varchar not null, department_id varchar not null,
     kpi_id varchar, threshold double precision, due_date date not null,
@@ -61,6 +63,10 @@ def _drop_outdated(con) -> None:
             "order by ordinal_position", [table]).fetchall()]
         if have and have != wanted:
             con.execute(f"drop table catalog.{table}" + (" cascade" if dialect(con) == "postgres" else ""))
+
+
+def _float(value) -> float | None:
+    return None if value is None else float(value)
 
 
 def fiscal_start_month(kpi: dict) -> int:
@@ -101,24 +107,27 @@ def write_catalog(con, catalog: Catalog, as_of: dt.date) -> dict[str, int]:
     )
     kpi_rows, target_rows, standard_rows = [], [], []
     for i, k in catalog.kpis.items():
-        standard_rows += [[i, float(p["value"]), d(p["effective_from"])] for p in standard_points(k)]
+        standard_rows += [[i, _float(p.get("value")), d(p["effective_from"]), _float(p.get("lower")), _float(p.get("upper"))]
+                          for p in standard_points(k)]
         kpi_rows.append([
             i, k["name"], k["department"], k["source"], k["owner"]["name"], k["owner"].get("slack"),
             k["unit"], k["direction"], k["frequency"], k["aggregation"], float(k.get("scale", 1)),
             float(k["tolerance"]), k.get("trajectory", "linear"), k.get("methodology"),
             ",".join(k.get("tags", [])), k.get("targets_from", "catalog"), fiscal_start_month(k),
+            k.get("year_to_date"),
         ])
-        if k.get("targets_from", "catalog") == "source" or "baseline" not in k:
+        if k.get("targets_from", "catalog") == "source" or "targets" not in k:
             continue  # each period's target comes with the data, or a standard alone
-        target_rows.append([i, "baseline", float(k["baseline"]["value"]), d(k["baseline"]["date"]), None])
+        if "baseline" in k:  # (annual targets of a year-to-date KPI have none)
+            target_rows.append([i, "baseline", float(k["baseline"]["value"]), d(k["baseline"]["date"]), None])
         for t in k["targets"]:
             eff = d(t["effective_from"]) if t.get("effective_from") else None
             target_rows.append([i, "target", float(t["value"]), d(t["due"]), eff])
-    con.executemany("insert into catalog.kpis values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", kpi_rows)
+    con.executemany("insert into catalog.kpis values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", kpi_rows)
     if target_rows:
         con.executemany("insert into catalog.targets values (?, ?, ?, ?, ?)", target_rows)
     if standard_rows:
-        con.executemany("insert into catalog.standards values (?, ?, ?)", standard_rows)
+        con.executemany("insert into catalog.standards values (?, ?, ?, ?, ?)", standard_rows)
     ms_rows = []
     for i, m in catalog.milestones.items():
         kpi = catalog.kpis.get(m.get("kpi")) or {}

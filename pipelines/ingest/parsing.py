@@ -7,7 +7,7 @@ import datetime as dt
 import math
 import re
 
-from pipelines.kpimodel import periods
+from kpimodel import periods
 
 _THOUSANDS = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$")
 
@@ -121,7 +121,7 @@ def _first_of(d: dt.date, frequency: str | None, fiscal_start_month: int = perio
 def parse_period(value: object, frequency: str | None, fmt: str | None = None,
                  fiscal_start_month: int = periods.DEFAULT_FISCAL_START_MONTH) -> dt.date | None:
     """A period's first day: '2026-10', '2026-10-01', 'May 2019', '2026-Q3', '2019/20 Q1',
-    '2026-W14', '2026', '2019/20' (the period model, pipelines/kpimodel/periods.py), a date
+    '2026-W14', '2026', '2019/20' (the period model, kpimodel/periods.py), a date
     cell, or text in a configured strptime format."""
     if value is None:
         return None

@@ -12,12 +12,17 @@ import html
 import json
 from dataclasses import dataclass
 
-from pipelines.kpimodel import display, periods
+from kpimodel import display, periods
 from pipelines.warehouse import rows as _rows
 
 STATUS_WORDS = {"green": "On track", "amber": "Slipping", "red": "Off track", "grey": "No data / not yet due"}
 # A KPI judged by its standing standard is met or not met: no "slipping" band.
 STANDARD_WORDS = {"green": "Standard met", "red": "Standard not met"}
+BAND_WORDS = {"green": "Within range", "amber": "Just outside range", "red": "Outside range"}
+AGGREGATION_NOTES = {
+    "latest": "A stock at period end: organisations' figures add up, periods never do.",
+    "as_published": "As published: a median or percentile, never recomputed across organisations.",
+}
 TRUST_WORDS = {"trusted": "Data trusted", "stale": "Data stale", "failed_checks": "Data failed checks",
                "anomalous": "Data anomalous"}
 MILESTONE_WORDS = {"met": "Met", "missed": "Missed", "no_data": "No data", "at_risk": "At risk", "upcoming": "Upcoming"}
@@ -68,15 +73,21 @@ def fmt(value, unit: str | None = None) -> str:
 def status_words(status: str, judged_by: str | None = None) -> str:
     if judged_by == "standard" and status in STANDARD_WORDS:
         return STANDARD_WORDS[status]
+    if judged_by == "band" and status in BAND_WORDS:
+        return BAND_WORDS[status]
     return STATUS_WORDS.get(status, status)
 
 
 def standard_text(point: dict, unit: str | None) -> str:
     """"Standard 95.0%: not met (94.99%); met in 7 of the last 12 periods, 2 misses in a row"."""
-    if point.get("standard_value") is None:
+    if point.get("band_lower") is not None:
+        actual, (lower, upper) = display.figures(point["actual"], [point["band_lower"], point["band_upper"]], unit)
+        text = f"Range {lower} to {upper}: {'within' if point['standard_met'] else 'outside'} ({actual})"
+    elif point.get("standard_value") is None:
         return ""
-    actual, (standard,) = display.figures(point["actual"], [point["standard_value"]], unit)
-    text = f"Standard {standard}: {'met' if point['standard_met'] else 'not met'} ({actual})"
+    else:
+        actual, (standard,) = display.figures(point["actual"], [point["standard_value"]], unit)
+        text = f"Standard {standard}: {'met' if point['standard_met'] else 'not met'} ({actual})"
     if point.get("periods_judged_last_12"):
         text += f"; met in {point['periods_met_last_12']} of the last {point['periods_judged_last_12']} periods"
     if point.get("consecutive_misses", 0) > 1:
@@ -169,7 +180,7 @@ def _describe(s: Series) -> str:
     freq = k.get("frequency")
     text = (f"From {periods.words(first['period'], freq)} to {periods.words(last['period'], freq)} the value went from "
             f"{fmt(first['actual'], k['unit'])} to {fmt(last['actual'], k['unit'])}")
-    if last.get("standard_value") is not None:
+    if last.get("standard_value") is not None or last.get("band_lower") is not None:
         text += f"; {standard_text(last, k['unit'])}"
     if last["expected_value"] is not None:
         text += f"; the trajectory expects {fmt(last['expected_value'], k['unit'])}"
@@ -250,6 +261,7 @@ def _tile(s: Series, idx: int) -> str:
     <dt>Owner</dt><dd>{esc(k['owner_name'])}</dd>
   </dl>
   {f'<p>{esc(standard_line)}</p>' if standard_line else ''}
+  {f'<p class="reason">{esc(AGGREGATION_NOTES[k["aggregation"]])}</p>' if k.get("aggregation") in AGGREGATION_NOTES else ''}
   {chart_svg(s, f"chart-{idx}")}
   <p class="reason">Data trust: {esc(reason)}</p>{f'<p class="reason"><strong>{esc(publication)}</strong></p>' if publication else ''}
   <details><summary>Data table for {esc(k['kpi_name'])}</summary>
@@ -280,7 +292,7 @@ def scorecard_data(con) -> dict:
         "settings": _rows(con, "select as_of, catalog_name from catalog.settings")[0],
         "kpis": _rows(con, "select * from marts.dim_kpis order by department_id, kpi_id"),
         "points": _rows(con, "select kpi_id, period, period_end, actual, expected_value, target_value, target_date, "
-                             "status, judged_by, standard_value, standard_met, periods_met_last_12, "
+                             "status, judged_by, standard_value, band_lower, band_upper, standard_met, periods_met_last_12, "
                              "periods_judged_last_12, consecutive_misses, "
                              "forecast_value, forecast_status, data_trust, data_trust_reason "
                              "from marts.fct_kpi_progress order by kpi_id, period"),

@@ -11,7 +11,7 @@ STATUS_COLUMNS = """
     data_trust_reason, owner_name, published, publication_run_id, published_at"""
 
 
-STANDARD_COLUMNS = ("judged_by", "standard_value", "standard_met", "periods_met_last_12",
+STANDARD_COLUMNS = ("judged_by", "standard_value", "band_lower", "band_upper", "standard_met", "periods_met_last_12",
                     "periods_judged_last_12", "consecutive_misses")
 
 
@@ -58,7 +58,7 @@ def kpi_history(con, periods: int) -> dict[str, list[dict]]:
     for r in _rows(con, """
             select * from (
                 select kpi_id, period, period_end, actual, expected_value, target_value, target_date,
-                       status, judged_by, standard_value, standard_met, periods_met_last_12,
+                       status, judged_by, standard_value, band_lower, band_upper, standard_met, periods_met_last_12,
                        periods_judged_last_12, consecutive_misses, forecast_value, forecast_status,
                        data_trust, data_trust_reason,
                        row_number() over (partition by kpi_id order by period desc) as recency

@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from pipelines.kpimodel import display
-from pipelines.kpimodel import periods as period_model
+from kpimodel import display
+from kpimodel import periods as period_model
 from pipelines.quality.evidence import batch_checks, contributing_rows
 from pipelines.quality.store import exists
 from pipelines.warehouse import rows as _rows
@@ -19,7 +19,7 @@ class TrailError(ValueError):
 
 def parse_period(text: str, frequency: str | None = None, fiscal_start_month: int = 4) -> dt.date:
     """'2026-10', '2026-10-01', '2026-Q3', '2019/20 Q1', '2026-W14', '2026', '2019/20' -> the
-    period's first day (the period model shared with ingest: pipelines/kpimodel/periods.py)."""
+    period's first day (the period model shared with ingest: kpimodel/periods.py)."""
     try:
         return period_model.parse(text, frequency, fiscal_start_month)
     except period_model.PeriodError as exc:
@@ -106,6 +106,13 @@ def computation(kpi: dict, rows: list[dict]) -> str:
         return (f"ratio: {scale:g} × Σ numerator / Σ denominator over {n} organisation(s) = "
                 f"{scale:g} × {num:,.0f} / {den:,.0f} = " + (f"{value:,.4f}" if value is not None else "undefined"))
     values = [r["value"] for r in rows if r["value"] is not None]
+    if agg == "as_published":
+        whole = [r["value"] for r in rows if r.get("org_id") == "ALL" and r["value"] is not None]
+        shown = whole[0] if whole else (values[0] if len(rows) == 1 and values else None)
+        return ("as published: the figure published for the whole, used as it is (a median or percentile is "
+                "never recomputed across organisations) = " + (f"{shown:,.4f}" if shown is not None else "none published"))
+    if agg == "latest":
+        return f"stock at period end: sum of {len(values)} organisation stock(s) = {sum(values):,.4f}"
     if agg == "mean":
         return f"mean of {len(values)} organisation value(s) = {sum(values) / len(values):,.4f}" if values else "mean of no values"
     return f"sum of {len(values)} organisation value(s) = {sum(values):,.4f}"

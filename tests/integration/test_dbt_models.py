@@ -46,10 +46,11 @@ create table catalog.kpis (
     owner_name varchar, owner_slack varchar, unit varchar, direction varchar,
     frequency varchar, aggregation varchar, scale double, tolerance double,
     trajectory varchar, methodology varchar, tags varchar, targets_from varchar,
-    fiscal_start_month integer);
+    fiscal_start_month integer, year_to_date varchar);
 create table catalog.targets (
     kpi_id varchar, point_type varchar, value double, point_date date, effective_from date);
-create table catalog.standards (kpi_id varchar, value double, effective_from date);
+create table catalog.standards (
+    kpi_id varchar, value double, effective_from date, lower_value double, upper_value double);
 create table catalog.milestones (
     milestone_id varchar, title varchar, department_id varchar, kpi_id varchar,
     threshold double, due_date date, owner_name varchar, owner_slack varchar,
@@ -125,7 +126,7 @@ def build_warehouse(path: Path) -> None:
                 ("health_waits", "health", "sql", "select ...", "quarterly", 45),
             ],
         )
-        kpi = "insert into catalog.kpis values (?, ?, ?, ?, 'Owner', 'U0OWN', ?, ?, ?, ?, ?, ?, ?, 'm', ?, null, null)"
+        kpi = "insert into catalog.kpis values (?, ?, ?, ?, 'Owner', 'U0OWN', ?, ?, ?, ?, ?, ?, ?, 'm', ?, null, null, null)"
         con.executemany(
             kpi,
             [
@@ -158,7 +159,7 @@ def build_warehouse(path: Path) -> None:
         )
         # a standard beside ontime_rate's trajectory, with a dated change
         con.executemany(
-            "insert into catalog.standards values (?, ?, ?)",
+            "insert into catalog.standards values (?, ?, ?, null, null)",
             [("ontime_rate", 85.0, date(2026, 1, 1)), ("ontime_rate", 87.0, date(2026, 6, 1))],
         )
         con.executemany(
@@ -322,7 +323,7 @@ def test_dbt_build_passes_models_unit_tests_and_data_tests(built):
         k: s for k, s in statuses.items() if s not in ("success", "pass")
     }
     kinds = [uid.split(".")[0] for uid in statuses]
-    assert kinds.count("model") == 28
+    assert kinds.count("model") == 29
     assert kinds.count("unit_test") >= 15  # every formula has its given/expect rows
     assert kinds.count("test") >= 100
 

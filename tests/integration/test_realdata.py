@@ -109,6 +109,8 @@ def test_mta_statuses_follow_direction_and_zero_targets_are_grey(tmp_path):
         want = "higher_is_better" if r["DESIRED_CHANGE"] == "U" else "lower_is_better"
         assert kpis[name_to_id[r["INDICATOR_NAME"]]]["direction"] == want
 
+    # the year-to-date KPIs are cumulative, their figures and targets used as delivered
+    assert {k for k, v in kpis.items() if v.get("year_to_date") == "delivered"} == {k for k in kpis if k.endswith("_ytd")}
     wh = run_example("mta-bridges-tunnels", tmp_path)
     [acc] = rows(wh, "select sum(rows_in) i, sum(rows_accepted) a, sum(rows_quarantined) q from raw.batches")
     assert acc == {"i": 2 * len(data), "a": 2 * len(data), "q": 0}  # monthly and YTD reads of 348 rows

@@ -27,7 +27,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("owner_name", "varchar"), ("owner_slack", "varchar"), ("unit", "varchar"), ("direction", "varchar"),
         ("frequency", "varchar"), ("aggregation", "varchar"), ("scale", "double"), ("tolerance", "double"),
         ("trajectory", "varchar"), ("methodology", "varchar"), ("tags", "varchar"),
-        ("targets_from", "varchar"), ("fiscal_start_month", "integer"),
+        ("targets_from", "varchar"), ("fiscal_start_month", "integer"), ("year_to_date", "varchar"),
     ],
     "raw.batches": [
         ("batch_id", "varchar"), ("source_id", "varchar"), ("department_id", "varchar"),
@@ -57,7 +57,8 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("denominator", "double"), ("baseline_value", "double"), ("baseline_date", "date"),
         ("target_value", "double"), ("target_date", "date"), ("expected_value", "double"), ("gap", "double"),
         ("performance_gap", "double"), ("status", "varchar"), ("judged_by", "varchar"),
-        ("standard_value", "double"), ("standard_effective_from", "date"), ("standard_met", "boolean"),
+        ("standard_value", "double"), ("band_lower", "double"), ("band_upper", "double"),
+        ("standard_effective_from", "date"), ("standard_met", "boolean"),
         ("periods_met_last_12", "integer"), ("periods_judged_last_12", "integer"),
         ("consecutive_misses", "integer"), ("previous_status", "varchar"),
         ("is_latest", "boolean"), ("forecast_value", "double"), ("forecast_status", "varchar"),

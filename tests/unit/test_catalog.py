@@ -202,7 +202,8 @@ def test_standards_and_milestone_tests_reach_the_catalog_tables(catalog_copy, tm
     con = duckdb.connect(str(tmp_path / "w.duckdb"))
     counts = write_catalog(con, load_catalog(catalog_copy), dt.date(2026, 11, 15))
     assert counts["standards"] == 1
-    assert con.execute("select * from catalog.standards").fetchall() == [("ae_four_hour", 95.0, dt.date(2010, 11, 1))]
+    assert con.execute("select * from catalog.standards").fetchall() == [
+        ("ae_four_hour", 95.0, dt.date(2010, 11, 1), None, None)]
     row = con.execute("""select department_id, kpi_id, threshold, test, completed_on, completed_by, owner_name
                          from catalog.milestones where milestone_id = 'plan_published'""").fetchone()
     # no KPI: the department head owns it
@@ -229,4 +230,42 @@ def test_frequencies_and_fiscal_year_start(catalog_copy, tmp_path):
     # a start month only means something for a fiscal year
     edit(catalog_copy / "kpis.yml", "    frequency: annual\n", "    frequency: annual\n    fiscal_year_start_month: 4\n")
     [msg] = problems(catalog_copy)
-    assert "fiscal_year_start_month applies to fiscal_year (and fiscal quarterly) KPIs only" in msg
+    assert "fiscal_year_start_month applies to fiscal_year, fiscal quarterly and year_to_date KPIs only" in msg
+
+
+def test_band_aggregation_and_year_to_date_rules(catalog_copy, tmp_path):
+    import datetime as dt
+
+    import duckdb
+
+    from pipelines.catalog.tables import write_catalog
+
+    # a within_range KPI with its band; a stock; a year-to-date count with annual targets only
+    edit(catalog_copy / "kpis.yml", '''    direction: higher_is_better
+    frequency: monthly
+    aggregation: ratio
+    scale: 100
+    tolerance: 1.0''', '''    direction: within_range
+    frequency: monthly
+    aggregation: ratio
+    scale: 100
+    tolerance: 1.0''')
+    edit(catalog_copy / "kpis.yml", '''    standard: {value: 95.0, effective_from: "2010-11-01"}
+    baseline: {value: 72.0, date: "2023-09-30"}
+    targets:
+      - {value: 78.0, due: "2027-03-31"}
+''', '''    standard: {lower: 85.0, upper: 92.0, effective_from: "2024-01-01"}
+''')
+    cat = load_catalog(catalog_copy)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    write_catalog(con, cat, dt.date(2026, 11, 15))
+    assert con.execute("select * from catalog.standards").fetchall() == [
+        ("ae_four_hour", None, dt.date(2024, 1, 1), 85.0, 92.0)]
+    # a band needs lower <= upper; a threshold is not a band; a mean cannot be summed over a year
+    edit(catalog_copy / "kpis.yml", "{lower: 85.0, upper: 92.0,", "{lower: 95.0, upper: 92.0,")
+    edit(catalog_copy / "kpis.yml", "    aggregation: mean\n", "    aggregation: mean\n    year_to_date: computed\n")
+    msgs = problems(catalog_copy)
+    assert any("band lower 95.0 is above upper 92.0" in m for m in msgs), msgs
+    assert any("a mean KPI cannot be added up over the year" in m for m in msgs), msgs
+    edit(catalog_copy / "kpis.yml", "{lower: 95.0, upper: 92.0,", "{value: 90.0,")
+    assert any("a within_range KPI's standard is a band" in m for m in problems(catalog_copy))

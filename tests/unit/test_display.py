@@ -1,4 +1,4 @@
-"""Figures never contradict their status (pipelines/kpimodel/display.py).
+"""Figures never contradict their status (kpimodel/display.py).
 
 The property: parse back what is shown (the figure and the threshold beside it) and judge the
 shown numbers with the status rule; the verdict is the one the figure itself gets."""
@@ -9,7 +9,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipelines.kpimodel.display import (
+from kpimodel.display import (
     change, figure, figures, standard_met, thresholds_of, trajectory_status,
 )
 
@@ -76,3 +76,20 @@ def test_changes_of_a_percentage_are_percentage_points():
     assert change(0.0, "percent") == "±0.0 pp"
     assert change(-3.0, "count") == "−3.0"
     assert change(1500.0, "count") == "+1,500"
+
+
+@settings(max_examples=400, deadline=None)
+@given(lower=st.decimals(min_value=50, max_value=90, places=1).map(float),
+       width=st.decimals(min_value=0, max_value=10, places=1).map(float),
+       offset=st.floats(min_value=-3, max_value=13, allow_nan=False),
+       tolerance=st.sampled_from([0.0, 0.5, 1.0]))
+def test_a_shown_figure_never_contradicts_its_band(lower, width, offset, tolerance):
+    from kpimodel.display import band_status
+
+    upper = lower + width
+    value = lower + offset
+    points = thresholds_of({"band_lower": lower, "band_upper": upper}, tolerance)
+    value_text, shown = figures(value, points, "percent")
+    shown_lower, shown_upper = float(shown_number(shown[0])), float(shown_number(shown[1]))
+    assert band_status(float(shown_number(value_text)), shown_lower, shown_upper, tolerance) == \
+        band_status(value, lower, upper, tolerance), (value, lower, upper, value_text, shown)

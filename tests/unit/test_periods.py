@@ -1,4 +1,4 @@
-"""The period model (pipelines/kpimodel/periods.py): parsing, labels, ends and alignment for
+"""The period model (kpimodel/periods.py): parsing, labels, ends and alignment for
 every frequency, fiscal years with a start month, and ingest and `explain` agreeing on it."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from pipelines.ingest.parsing import Rejected
 from pipelines.ingest.parsing import parse_period as ingest_parse
-from pipelines.kpimodel import periods
+from kpimodel import periods
 from pipelines.reporting.trail import TrailError
 from pipelines.reporting.trail import parse_period as explain_parse
 

@@ -8,6 +8,8 @@
 --     with a value, up to and including this one.
 --   consecutive_misses: judged periods not met in a row, ending with this one (0 when met).
 -- A standard is met or not met: there is no tolerance band around it.
+-- A within_range KPI's standard is a band (band_lower, band_upper, inclusive): met inside it;
+-- band_distance is how far outside it the value lies (0 inside), for the amber tolerance.
 
 with
 
@@ -37,6 +39,8 @@ ranked_standards as (
         kpi_values.actual,
         kpis.direction,
         standards.standard_value,
+        standards.band_lower,
+        standards.band_upper,
         standards.effective_from as standard_effective_from,
         row_number() over (
             partition by kpi_values.kpi_id, kpi_values.period
@@ -57,14 +61,28 @@ judged as (
         kpi_id,
         period,
         standard_value,
+        band_lower,
+        band_upper,
         standard_effective_from,
-        {{ kpiwatch.round_double(
-            "case
-                when direction = 'lower_is_better' then standard_value - actual
-                else actual - standard_value
-            end",
-            9
-        ) }} >= 0 as standard_met,
+        case
+            when direction = 'within_range' then
+                {{ kpiwatch.round_double('actual - band_lower', 9) }} >= 0
+                and {{ kpiwatch.round_double('band_upper - actual', 9) }} >= 0
+            else {{ kpiwatch.round_double(
+                "case
+                    when direction = 'lower_is_better' then standard_value - actual
+                    else actual - standard_value
+                end",
+                9
+            ) }} >= 0
+        end as standard_met,
+        case when direction = 'within_range' then
+            greatest(
+                {{ kpiwatch.round_double('band_lower - actual', 9) }},
+                {{ kpiwatch.round_double('actual - band_upper', 9) }},
+                cast(0 as double precision)
+            )
+        end as band_distance,
         row_number() over (partition by kpi_id order by period) as judged_seq
     from ranked_standards
     where standard_rank = 1
@@ -94,6 +112,9 @@ final as (
         kpi_id,
         period,
         standard_value,
+        band_lower,
+        band_upper,
+        band_distance,
         standard_effective_from,
         standard_met,
         cast(periods_met_last_12 as integer) as periods_met_last_12,

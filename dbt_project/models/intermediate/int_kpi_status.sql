@@ -4,6 +4,8 @@
 --   green: gap >= 0; amber: -tolerance <= gap < 0; red: gap < -tolerance.
 -- Otherwise against its standing standard (judged_by = 'standard', int_kpi_standards): green
 -- when the standard is met, red when it is not (a standard has no amber band).
+-- A within_range KPI is judged against its band (judged_by = 'band'): green inside it, amber
+-- up to `tolerance` outside it, red beyond.
 -- grey: no actual, or neither an expected value nor a standard.
 -- The standard's columns are kept on every row, also when the trajectory judges the status
 -- (a recovery trajectory beside the standard).
@@ -29,6 +31,9 @@ gaps as (
     select
         trajectory.*,
         standards.standard_value,
+        standards.band_lower,
+        standards.band_upper,
+        standards.band_distance,
         standards.standard_effective_from,
         standards.standard_met,
         standards.periods_met_last_12,
@@ -58,11 +63,13 @@ statuses as (
             when performance_gap is not null and performance_gap >= -tolerance then 'amber'
             when performance_gap is not null then 'red'
             when standard_met then 'green'
+            when band_distance <= tolerance then 'amber'
             when not standard_met then 'red'
             else 'grey'
         end as status,
         case
             when performance_gap is not null then 'trajectory'
+            when band_distance is not null then 'band'
             when standard_met is not null then 'standard'
         end as judged_by
     from gaps

@@ -63,8 +63,12 @@ valued as (
         *,
         case aggregation
             when 'sum' then sum_value
+            when 'latest' then sum_value
             when 'mean' then mean_value
             when 'ratio' then scale * numerator / nullif(denominator, 0)
+            -- a published median or percentile: the organisation's own figure, never recombined
+            -- from its parts
+            when 'as_published' then case when rows_combined = 1 then sum_value end
         end as actual
     from per_org
 
@@ -83,8 +87,14 @@ gaps as (
         trajectory.expected_value,
         trajectory.tolerance,
         standards.standard_value,
+        standards.band_lower,
+        standards.band_upper,
         case
-            when valued.actual is null or standards.standard_value is null then null
+            when valued.actual is null then null
+            when standards.band_lower is not null then
+                {{ kpiwatch.round_double('valued.actual - standards.band_lower', 9) }} >= 0
+                and {{ kpiwatch.round_double('standards.band_upper - valued.actual', 9) }} >= 0
+            when standards.standard_value is null then null
             else {{ kpiwatch.round_double(
                 "case trajectory.direction
                     when 'lower_is_better' then standards.standard_value - valued.actual
@@ -93,6 +103,13 @@ gaps as (
                 9
             ) }} >= 0
         end as standard_met,
+        case when standards.band_lower is not null and valued.actual is not null then
+            greatest(
+                {{ kpiwatch.round_double('standards.band_lower - valued.actual', 9) }},
+                {{ kpiwatch.round_double('valued.actual - standards.band_upper', 9) }},
+                cast(0 as double precision)
+            )
+        end as band_distance,
         {{ kpiwatch.round_double(
             "case trajectory.direction
                 when 'lower_is_better' then trajectory.expected_value - valued.actual
@@ -123,6 +140,8 @@ final as (
         expected_value,
         performance_gap,
         standard_value,
+        band_lower,
+        band_upper,
         standard_met,
         case
             when actual is null then 'grey'
@@ -130,6 +149,7 @@ final as (
             when expected_value is not null and performance_gap >= -tolerance then 'amber'
             when expected_value is not null then 'red'
             when standard_met then 'green'
+            when band_distance <= tolerance then 'amber'
             when not standard_met then 'red'
             else 'grey'
         end as status

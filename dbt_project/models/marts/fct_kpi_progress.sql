@@ -49,6 +49,8 @@ final as (
         statuses.status,
         statuses.judged_by,
         statuses.standard_value,
+        statuses.band_lower,
+        statuses.band_upper,
         statuses.standard_effective_from,
         statuses.standard_met,
         statuses.periods_met_last_12,

@@ -17,11 +17,13 @@ final as (
         kpi_id,
         period,
         max(standard_value) as standard_value,
+        max(band_lower) as band_lower,
+        max(band_upper) as band_upper,
         cast(count(*) filter (where standard_met is not null) as integer) as orgs_judged,
         cast(count(*) filter (where standard_met) as integer) as orgs_met,
         cast(count(*) filter (where not standard_met) as integer) as orgs_not_met
     from org_values
-    where standard_value is not null
+    where standard_value is not null or band_lower is not null
     group by kpi_id, period
 
 )

@@ -110,6 +110,9 @@ def thresholds_of(row: dict, tolerance: float | None = None) -> list[float]:
     out = []
     if row.get("standard_value") is not None:
         out.append(float(row["standard_value"]))
+    if row.get("band_lower") is not None and row.get("band_upper") is not None:
+        lower, upper = float(row["band_lower"]), float(row["band_upper"])
+        out += [lower, upper] + ([lower - tolerance, upper + tolerance] if tolerance else [])
     expected = row.get("expected_value")
     if expected is not None:
         out.append(float(expected))
@@ -124,6 +127,15 @@ def standard_met(value: float, standard: float, direction: str) -> bool:
     KPI's good direction (difference rounded to 9 decimals)."""
     rel = relation(value, standard)
     return rel <= 0 if direction == "lower_is_better" else rel >= 0
+
+
+def band_status(value: float, lower: float, upper: float, tolerance: float) -> str:
+    """The rule of int_kpi_status for a within_range KPI: green inside the band (inclusive),
+    amber up to `tolerance` outside it, red beyond."""
+    outside = max(round(float(lower) - float(value), JUDGE_DECIMALS), round(float(value) - float(upper), JUDGE_DECIMALS), 0.0)
+    if outside == 0:
+        return "green"
+    return "amber" if outside <= tolerance else "red"
 
 
 def trajectory_status(value: float, expected: float, tolerance: float, direction: str) -> str:
