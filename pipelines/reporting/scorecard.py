@@ -95,6 +95,21 @@ def standard_text(point: dict, unit: str | None) -> str:
     return text
 
 
+def organisations_text(o: dict | None, k: dict, listed: int = 5) -> str:
+    """"1 of 4 organisations met the standard in Oct 2026; not met, worst first: RH3 71.2%, …"."""
+    if not o or not o.get("orgs_judged"):
+        return ""
+    threshold = [o["standard_value"]] if o.get("standard_value") is not None else [o.get("band_lower"), o.get("band_upper")]
+    what = "the standard" if o.get("standard_value") is not None else "the range"
+    text = (f"{o['orgs_met']} of {o['orgs_judged']} organisations met {what} in "
+            f"{periods.words(o['period'], k.get('frequency'))}")
+    if o.get("not_met"):
+        shown = ", ".join(f"{m['org_id']} {display.figure(m['actual'], k['unit'], threshold)}" for m in o["not_met"][:listed])
+        more = f" and {len(o['not_met']) - listed} more" if len(o["not_met"]) > listed else ""
+        text += f"; not met, worst first: {shown}{more}"
+    return text
+
+
 def milestone_state_text(m: dict, frequency: str | None = None) -> str:
     """The milestone's state in words; a manual completion says so, with when and by whom."""
     if m["state"] == "met" and m.get("met_how") == "manual":
@@ -111,6 +126,7 @@ class Series:
     points: list[dict]  # fct_kpi_progress rows, by period
     targets: list[dict]  # catalog.targets rows of type target
     published: dict | None = None  # publish.kpi_status row: the figure as published, its trust
+    orgs: dict | None = None  # organisations against the standard in the latest period
 
 
 def _x(d: dt.date, lo: dt.date, hi: dt.date, width: float, pad: float) -> float:
@@ -261,6 +277,7 @@ def _tile(s: Series, idx: int) -> str:
     <dt>Owner</dt><dd>{esc(k['owner_name'])}</dd>
   </dl>
   {f'<p>{esc(standard_line)}</p>' if standard_line else ''}
+  {f'<p class="reason">{esc(organisations_text(s.orgs, k))}</p>' if organisations_text(s.orgs, k) else ''}
   {f'<p class="reason">{esc(AGGREGATION_NOTES[k["aggregation"]])}</p>' if k.get("aggregation") in AGGREGATION_NOTES else ''}
   {chart_svg(s, f"chart-{idx}")}
   <p class="reason">Data trust: {esc(reason)}</p>{f'<p class="reason"><strong>{esc(publication)}</strong></p>' if publication else ''}
@@ -303,7 +320,12 @@ def scorecard_data(con) -> dict:
         "sources": _rows(con, "select source_id, department_id, cadence, latest_period, expected_period, is_overdue, "
                               "periods_overdue, last_loaded_at from marts.fct_source_freshness order by source_id"),
         "published": [],
+        "standard_orgs": [],
     }
+    if exists(con, "marts", "fct_kpi_standard_orgs"):
+        from pipelines.reporting.summary import organisations_against_standard
+
+        data["standard_orgs"] = organisations_against_standard(con, 1)
     if exists(con, "publish", "kpi_status"):
         data["published"] = _rows(con, "select kpi_id, period, actual, status, data_trust, data_trust_reason, "
                                        "published, published_at, publication_run_id from publish.kpi_status "
@@ -380,7 +402,9 @@ def render(data: dict, generated_at: dt.datetime | None = None, known_at: dict |
     for t in targets:
         tgt.setdefault(t["kpi_id"], []).append(t)
 
-    series = {k["kpi_id"]: Series(k, by_kpi.get(k["kpi_id"], []), tgt.get(k["kpi_id"], []), published.get(k["kpi_id"]))
+    orgs = {o["kpi_id"]: o for o in data.get("standard_orgs") or []}
+    series = {k["kpi_id"]: Series(k, by_kpi.get(k["kpi_id"], []), tgt.get(k["kpi_id"], []), published.get(k["kpi_id"]),
+                                  orgs.get(k["kpi_id"]))
               for k in kpis}
     views = {kpi_id: shown(sr) for kpi_id, sr in series.items()}
     untrusted = {d["department_id"]: sum(1 for k in kpis if k["department_id"] == d["department_id"]

@@ -78,7 +78,7 @@ def organisations_against_standard(con, periods: int = 1) -> list[dict]:
     counts = _rows(con, """
         select * from (
             select s.kpi_id, k.name as kpi_name, k.unit, k.direction, k.frequency, k.department_id, s.period,
-                   s.standard_value, s.orgs_judged, s.orgs_met, s.orgs_not_met,
+                   s.standard_value, s.band_lower, s.band_upper, s.orgs_judged, s.orgs_met, s.orgs_not_met,
                    row_number() over (partition by s.kpi_id order by s.period desc) as recency
             from marts.fct_kpi_standard_orgs s join catalog.kpis k using (kpi_id)) ranked
         where recency <= ?
