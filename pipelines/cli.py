@@ -380,14 +380,15 @@ def _print_summary(s: Settings, run_id: str) -> None:
     out.print(f"[bold]kpiwatch summary[/] — as of {sm['as_of']}, run {run_id}")
     t = Table(title="KPIs by status per department", title_justify="left")
     published = {p["department_id"]: p["published"] for p in sm["publication"]}
-    for col in ("department", "KPIs", "green", "amber", "red", "grey", "untrusted", "milestones met/missed/at risk/upcoming",
+    for col in ("department", "KPIs", "green", "amber", "red", "grey", "untrusted", "milestones met/missed/no data/at risk/upcoming",
                 "source", "publication"):
         t.add_column(col)
     for d in sm["departments"]:
         pub = published.get(d["department_id"])
         t.add_row(d["department_id"], str(d["kpis"]), f"[green]{d['green']}[/]", f"[yellow]{d['amber']}[/]",
                   f"[red]{d['red']}[/]", str(d["grey"]), str(d["untrusted"]),
-                  f"{d['milestones_met']}/{d['milestones_missed']}/{d['milestones_at_risk']}/{d['milestones_upcoming']}",
+                  f"{d['milestones_met']}/{d['milestones_missed']}/{d.get('milestones_no_data', 0)}/"
+                  f"{d['milestones_at_risk']}/{d['milestones_upcoming']}",
                   "[red]overdue[/]" if d["source_overdue"] else "[green]up to date[/]",
                   "–" if pub is None else "[green]published[/]" if pub else "[red]blocked[/]")
     out.print(t)

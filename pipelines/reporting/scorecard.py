@@ -414,6 +414,7 @@ def render(data: dict, generated_at: dt.datetime | None = None, known_at: dict |
         f"<td class='num'>{d['kpis']}</td><td class='num'>{d['green']}</td><td class='num'>{d['amber']}</td>"
         f"<td class='num'>{d['red']}</td><td class='num'>{d['grey']}</td><td class='num'>{untrusted[d['department_id']]}</td>"
         f"<td class='num'>{d['milestones_met']}</td><td class='num'>{d['milestones_missed']}</td>"
+        f"<td class='num'>{d.get('milestones_no_data', 0)}</td>"
         f"<td class='num'>{d['milestones_at_risk']}</td><td class='num'>{d['milestones_upcoming']}</td>"
         f"<td>{'Overdue' if d['source_overdue'] else 'Up to date'}</td></tr>"
         for d in departments)
@@ -496,7 +497,7 @@ data behind it can be relied on.</p></header>
 <section aria-labelledby="rollup"><h2 id="rollup">Departments at a glance</h2>
 <table><thead><tr><th scope="col">Department</th><th scope="col">KPIs</th><th scope="col">On track</th>
 <th scope="col">Slipping</th><th scope="col">Off track</th><th scope="col">No data</th><th scope="col">Data not trusted</th>
-<th scope="col">Milestones met</th><th scope="col">Missed</th><th scope="col">At risk</th><th scope="col">Upcoming</th>
+<th scope="col">Milestones met</th><th scope="col">Missed</th><th scope="col">No data</th><th scope="col">At risk</th><th scope="col">Upcoming</th>
 <th scope="col">Latest submission</th></tr></thead><tbody>{roll}</tbody></table></section>
 {''.join(sections)}
 <section aria-labelledby="milestones"><h2 id="milestones">Milestone timeline</h2>

@@ -2,7 +2,12 @@
 Tunnels, run through the whole graph from their example catalogs. Skipped when the data is absent."""
 import csv
 import datetime as dt
+import json
+import os
+import subprocess
+import sys
 from collections import defaultdict
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -91,6 +96,27 @@ def test_nhs_ae_national_and_provider_performance(tmp_path):
     for r in judged:
         assert (orgs[r["period"]]["orgs_judged"], orgs[r["period"]]["orgs_met"]) == (r["judged"], r["met"])
         assert orgs[r["period"]]["orgs_met"] + orgs[r["period"]]["orgs_not_met"] == r["judged"]
+    # `kpiwatch status --by-org`: the same counts, the providers that did not meet it worst first
+    exe = str(Path(sys.executable).parent / "kpiwatch")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KPIWATCH_", "DAGSTER_HOME"))}
+    done = subprocess.run([exe, "status", "--catalog", str(EXAMPLES / "nhs-ae"), "--warehouse", str(wh), "--by-org",
+                           "--periods", "2", "--format", "json"], env=env, capture_output=True, text=True, check=True)
+    [latest, before] = json.loads(done.stdout)["standards"]
+    assert (latest["period"], before["period"]) == ("2019-03-01", "2019-02-01")
+    march = orgs[dt.date(2019, 3, 1)]
+    assert (latest["orgs_met"], latest["orgs_judged"]) == (march["orgs_met"], march["orgs_judged"])
+    shortfalls = [m["actual"] for m in latest["not_met"]]
+    assert len(shortfalls) == march["orgs_not_met"] and shortfalls == sorted(shortfalls) and max(shortfalls) < 95
+    table = subprocess.run([exe, "status", "--catalog", str(EXAMPLES / "nhs-ae"), "--warehouse", str(wh), "--by-org"],
+                           env=env, capture_output=True, text=True, check=True).stdout
+    assert f"ae_four_hour 2019-03: {march['orgs_met']} of {march['orgs_judged']} organisations met the 95.0% standard" in \
+        " ".join(table.split())
+    # `--periods N` gives each KPI's history in JSON
+    history = json.loads(subprocess.run(
+        [exe, "status", "--catalog", str(EXAMPLES / "nhs-ae"), "--warehouse", str(wh), "--periods", "3", "--format", "json"],
+        env=env, capture_output=True, text=True, check=True).stdout)["kpis"][0]["history"]
+    assert [h["period"] for h in history] == ["2019-01-01", "2019-02-01", "2019-03-01"]
+    assert all(h["standard_met"] is False and h["judged_by"] == "standard" for h in history)
     providers = {(r["org_id"], r["period"]): r["actual"] for r in rows(wh, "select * from marts.fct_kpi_org_values")}
     assert len(providers) == len(by_provider)
     for (org, month), (att, br) in list(by_provider.items())[:500]:
