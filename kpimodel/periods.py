@@ -151,8 +151,9 @@ def parse(text: str, frequency: str | None = None,
             _only(text, frequency, ("weekly",), "an ISO week")
             day = dt.date.fromisocalendar(int(m[1]), int(m[2]), 1)
             frequency = frequency or "weekly"
-        elif m := _YEAR.match(text):
-            _only(text, frequency, ("annual", "fiscal_year"), "a year")
+        elif (m := _YEAR.match(text)) and frequency in (None, "annual", "fiscal_year"):
+            # a bare year is a period of a yearly KPI only; for others it is not a period at
+            # all (often a truncated "2026-10")
             day = dt.date(int(m[1]), fiscal_start_month if frequency == "fiscal_year" else 1, 1)
         elif (m := _MONTH_NAME.match(text)) and m[1].lower() in _MONTHS:
             day = dt.date(int(m[2]), _MONTHS[m[1].lower()], 1)

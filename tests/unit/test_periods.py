@@ -52,7 +52,7 @@ def test_fiscal_year_with_another_start_month():
     ("2026-W14", "monthly", "period_not_aligned"),     # a week is not read as the month it starts in
     ("2026-Q3", "monthly", "period_not_aligned"),
     ("2019/20", "quarterly", "period_not_aligned"),
-    ("2026", "monthly", "period_not_aligned"),
+    ("2026", "monthly", "unparseable_period"),         # a bare year (often a truncated 2026-10)
     ("2026-03-03", "weekly", "period_not_aligned"),    # a Tuesday
     ("2026-05-01", "fiscal_year", "period_not_aligned"),  # the year starts in April
     ("2019/21", "fiscal_year", "unparseable_period"),  # not consecutive years
