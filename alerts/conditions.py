@@ -16,6 +16,7 @@ from alerts.model import Alert
 from alerts.rules import Rule, RuleSet
 from alerts.store import rows as _rows
 from alerts.store import table_exists as _table_exists
+from kpimodel import display, periods
 
 
 class AlertsError(RuntimeError):
@@ -137,16 +138,46 @@ def _num(value: Any, unit: str | None = None, *, signed: bool = False) -> str:
         text = text.rstrip("0").rstrip(".")
     if not unit:
         return text
-    return f"{text}{unit}" if unit == "%" else f"{text} {unit}"
+    return f"{text}%" if display.is_percent(unit) else f"{text} {unit}"
+
+
+def _unit_suffix(text: str, unit: str | None) -> str:
+    if not unit or display.is_percent(unit):
+        return text
+    return f"{text} {unit}"
+
+
+def _judged(value: Any, others: Sequence[Any], unit: str | None = None) -> tuple[str, list[str]]:
+    """A figure and the thresholds it is judged against (standard, expected value), readable
+    as `_num` gives them when that already tells met from not met, otherwise all with the
+    decimals needed (94.99% against 95.00%, never 95% against 95%)."""
+    points = [float(o) for o in others if o is not None]
+    texts = [_num(value, unit)] + [_num(o, unit) for o in others]
+    if value is None:
+        return texts[0], texts[1:]
+
+    def parsed(text: str) -> float:
+        return float(text.split(" ")[0].rstrip("%").replace(",", ""))
+
+    shown = parsed(_num(value))
+    if all(display.relation(shown, parsed(_num(p))) == display.relation(float(value), p) for p in points):
+        return texts[0], texts[1:]
+    decimals = display.decimals_against(float(value), points, base=0)
+    out = [display.number(float(v), unit, decimals) if v is not None else "n/a" for v in [value, *others]]
+    return _unit_suffix(out[0], unit), [_unit_suffix(t, unit) if t != "n/a" else t for t in out[1:]]
+
+
+def _delta(delta: float, unit: str | None) -> str:
+    """A change: in percentage points ("pp") for a percentage, else in the KPI's unit."""
+    return display.change(delta, unit) if display.is_percent(unit) else _num(delta, unit, signed=True)
 
 
 def _period(value: Any, frequency: str | None) -> str:
+    """The period's label: 2026-W14, 2026-03, 2026-Q3, 2026, 2019/20 (kpimodel/periods.py)."""
     day = _as_date(value)
     if day is None:
         return "n/a"
-    if frequency == "quarterly":
-        return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
-    return f"{day.year}-{day.month:02d}"
+    return periods.label(day, frequency)
 
 
 def _day(value: Any) -> str:
@@ -227,7 +258,10 @@ def _fetch_kpi_status(con) -> list[dict[str, Any]]:
             from marts.fct_kpi_progress
         )
         select kpi_id, kpi_name, department_id, period, period_end, actual, expected_value,
-               target_value, target_date, performance_gap, status, previous_status,
+               target_value, target_date, performance_gap, status, judged_by, standard_value,
+               band_lower, band_upper,
+               standard_met, periods_met_last_12, periods_judged_last_12, consecutive_misses,
+               previous_status,
                forecast_value, forecast_status, data_trust, data_trust_reason,
                previous_actual, previous_period
         from progress
@@ -256,14 +290,31 @@ def _kpi_status_alert(rule: Rule, row: dict[str, Any], ctx: _Context) -> Alert |
     unit = kpi.get("unit")
     name = row.get("kpi_name") or kpi.get("name") or kpi_id
     period = _period(row["period"], kpi.get("frequency"))
-    title = f"{name} is {status}"
+    by_standard = row.get("judged_by") == "standard"
     previous = row.get("previous_status")
-    if previous and previous != status:
-        title += f" (was {previous})"
-    text = f"{period}: actual {_num(row['actual'], unit)} against {_num(row['expected_value'], unit)} expected"
-    if row.get("target_value") is not None:
-        text += f" on the trajectory to {_num(row['target_value'], unit)} by {_day(row['target_date'])}"
-    text += "."
+    actual, (expected, standard) = _judged(row["actual"], [row.get("expected_value"), row.get("standard_value")], unit)
+    if row.get("judged_by") == "band":
+        # a within_range KPI: inside its band, or how far outside
+        actual, (lower, upper) = _judged(row["actual"], [row.get("band_lower"), row.get("band_upper")], unit)
+        where = "within" if row.get("standard_met") else "outside"
+        title = f"{name} is {where} its range ({status})"
+        text = f"{period}: {actual} against the range {lower} to {upper}: {where}" + _standard_record(row) + "."
+    elif by_standard:
+        # a standard is met or not met: no amber, no trajectory, no deadline
+        title = f"{name}: standard {'met' if row.get('standard_met') else 'not met'}"
+        text = f"{period}: {actual} against the standard of {standard}: {'met' if row.get('standard_met') else 'not met'}"
+        text += _standard_record(row) + "."
+    else:
+        title = f"{name} is {status}"
+        if previous and previous != status:
+            title += f" (was {previous})"
+        text = f"{period}: actual {actual} against {expected} expected"
+        if row.get("target_value") is not None:
+            text += f" on the trajectory to {_num(row['target_value'], unit)} by {_day(row['target_date'])}"
+        text += "."
+        if row.get("standard_value") is not None:
+            text += (f" Standard {standard}: {'met' if row.get('standard_met') else 'not met'}"
+                     + _standard_record(row) + ".")
     if row.get("forecast_value") is not None:
         forecast_status = (row.get("forecast_status") or "unknown").replace("_", " ")
         text += f" Forecast for {_day(row['target_date'])}: {_num(row['forecast_value'], unit)} ({forecast_status})."
@@ -277,7 +328,7 @@ def _kpi_status_alert(rule: Rule, row: dict[str, Any], ctx: _Context) -> Alert |
     change = f"{previous} → {status}" if previous and previous != status else f"still {status}"
     if row.get("previous_actual") is not None and row.get("actual") is not None:
         delta = float(row["actual"]) - float(row["previous_actual"])
-        change += f"; {_num(delta, unit, signed=True)} since {_period(row['previous_period'], kpi.get('frequency'))}"
+        change += f"; {_delta(delta, unit)} since {_period(row['previous_period'], kpi.get('frequency'))}"
     return _alert(
         rule,
         ctx,
@@ -293,8 +344,10 @@ def _kpi_status_alert(rule: Rule, row: dict[str, Any], ctx: _Context) -> Alert |
             ("Department", ctx.department_name(row["department_id"])),
             ("Status", status),
             ("Change", change),
-            ("Actual", _num(row["actual"], unit)),
-            ("Expected (trajectory)", _num(row["expected_value"], unit)),
+            ("Actual", actual),
+            ("Expected (trajectory)", expected if row.get("expected_value") is not None else None),
+            ("Standard", f"{standard} ({'met' if row.get('standard_met') else 'not met'})"
+             if row.get("standard_value") is not None else None),
             ("Target", _num(row["target_value"], unit) if row.get("target_value") is not None else None),
             ("Due date", _day(row["target_date"]) if row.get("target_date") is not None else None),
             ("Forecast", forecast),
@@ -308,12 +361,23 @@ def _kpi_status_alert(rule: Rule, row: dict[str, Any], ctx: _Context) -> Alert |
     )
 
 
+def _standard_record(row: dict[str, Any]) -> str:
+    """"; met in 7 of the last 12 periods, 3 misses in a row"."""
+    text = ""
+    if row.get("periods_judged_last_12"):
+        text += f"; met in {row['periods_met_last_12']} of the last {row['periods_judged_last_12']} periods"
+    if (row.get("consecutive_misses") or 0) > 1:
+        text += f", {row['consecutive_misses']} misses in a row"
+    return text
+
+
 def _fetch_milestone(con) -> list[dict[str, Any]]:
     return _rows(
         con,
         """
-        select milestone_id, title, department_id, kpi_id, threshold, due_date, owner_name,
-               owner_slack, latest_actual, latest_period, forecast_value, state, days_to_due
+        select milestone_id, title, department_id, kpi_id, test, threshold, due_date, owner_name,
+               owner_slack, latest_actual, latest_period, judged_period, judged_actual,
+               forecast_value, state, met_how, completed_on, completed_by, days_to_due
         from marts.fct_milestones
         order by milestone_id
         """,
@@ -336,14 +400,26 @@ def _milestone_alert(rule: Rule, row: dict[str, Any], ctx: _Context) -> Alert | 
     within = rule.condition.get("within_days")
     if state == "at_risk" and within is not None and days is not None and days > within:
         return None  # forecast to miss, but not within the rule's horizon yet
+    in_period = row.get("test") == "in_period"
+    judged_value = row.get("judged_actual") if in_period else row.get("latest_actual")
+    judged_text, (threshold,) = _judged(judged_value, [row["threshold"]], unit)
     latest = None
-    if row.get("latest_actual") is not None:
-        latest = f"{_num(row['latest_actual'], unit)} ({_period(row.get('latest_period'), kpi.get('frequency'))})"
-    label = {"missed": "Milestone missed", "at_risk": "Milestone at risk"}.get(state, f"Milestone {state}")
+    if judged_value is not None:
+        when = row.get("judged_period") if in_period else row.get("latest_period")
+        latest = f"{judged_text} ({_period(when, kpi.get('frequency'))})"
+    label = {"missed": "Milestone missed", "at_risk": "Milestone at risk",
+             "no_data": "Milestone without data"}.get(state, f"Milestone {state}")
     title = f"{label}: {row['title']}"
-    if state == "missed":
+    if state == "missed" and row.get("test") == "manual":
+        text = f"Due {due}: no completion was recorded by the due date."
+    elif state == "missed" and in_period:
+        text = f"Due {due}: {kpi_name} was {latest} in the due date's period, short of {threshold}."
+    elif state == "missed":
         text = f"Due {due}: {kpi_name} had not reached {threshold}"
         text += f"; latest {latest}." if latest else "."
+    elif state == "no_data":
+        text = (f"Due {due}: no figure of {kpi_name} arrived for the period that decides it, so it can be "
+                "judged neither met nor missed.")
     elif state == "at_risk":
         text = (
             f"Due {due} (in {days} days): the forecast for {kpi_name} at the due date is "
@@ -368,7 +444,7 @@ def _milestone_alert(rule: Rule, row: dict[str, Any], ctx: _Context) -> Alert | 
             ("Department", ctx.department_name(row["department_id"])),
             ("State", state.replace("_", " ")),
             ("Threshold (target)", threshold),
-            ("Latest actual", latest),
+            ("Value in the due date's period" if in_period else "Latest actual", latest),
             ("Forecast at due date", _num(row["forecast_value"], unit) if row.get("forecast_value") is not None else None),
             ("Due date", f"{due} ({_days_text(days)})" if days is not None else due),
             ("Owner", row.get("owner_name") or kpi.get("owner_name")),

@@ -303,20 +303,64 @@ def _fmt(v, unit: str | None = None) -> str:
     return f"{text}%" if unit == "percent" else text
 
 
+def _standard_cell(k: dict, standard: str) -> str:
+    """"95.00% not met (7/12)": the standard, the verdict, periods met of the last 12."""
+    if k.get("band_lower") is not None:
+        from kpimodel import display
+
+        _, (lower, upper) = display.figures(k["actual"], [k["band_lower"], k["band_upper"]], k["unit"])
+        text = f"{lower} to {upper} {'within' if k.get('standard_met') else 'outside'}"
+    elif k.get("standard_value") is None:
+        return "–"
+    else:
+        text = f"{standard} {'met' if k.get('standard_met') else 'not met'}"
+    if k.get("periods_judged_last_12"):
+        text += f" ({k['periods_met_last_12']}/{k['periods_judged_last_12']})"
+    return text
+
+
 def _kpi_table(kpis: list[dict], title: str) -> Table:
+    from kpimodel import display, periods
+
     t = Table(title=title, title_justify="left")
-    for col in ("department", "KPI", "period", "actual", "expected", "target", "status", "forecast", "data trust"):
+    for col in ("department", "KPI", "period", "actual", "expected", "standard (met of last 12)", "target", "status",
+                "forecast", "data trust"):
         t.add_column(col, overflow="fold")
     for k in kpis:
         st, trust = k["status"], k["data_trust"]
+        # actual, expected value and standard with enough decimals to tell met from not met
+        actual, (expected, standard) = display.figures(
+            k["actual"], [k["expected_value"], k.get("standard_value")], k["unit"])
+        words = {"standard": f"standard {'met' if k.get('standard_met') else 'not met'}",
+                 "band": f"{'within' if k.get('standard_met') else 'outside'} range ({st})"}.get(k.get("judged_by"), st)
         t.add_row(
-            k["department_id"], k["kpi_id"], str(k["period"] or "–")[:7], _fmt(k["actual"], k["unit"]),
-            _fmt(k["expected_value"], k["unit"]),
+            k["department_id"], k["kpi_id"], periods.label(k["period"], k.get("frequency")) if k["period"] else "–", actual,
+            expected if k["expected_value"] is not None else "–", _standard_cell(k, standard),
             f"{_fmt(k['target_value'], k['unit'])} by {k['target_date']}" if k["target_value"] is not None else "–",
-            f"[{STATUS_STYLE.get(st, '')}]{st}[/]", k["forecast_status"],
+            f"[{STATUS_STYLE.get(st, '')}]{words}[/]", k["forecast_status"],
             f"[{TRUST_STYLE.get(trust, '')}]{trust}[/]",
         )
     return t
+
+
+def _milestone_line(m: dict) -> str:
+    """One milestone, its state in words and the value its test judged, e.g. "missed ae_76
+    (76% in March 2024) due 2024-03-31, in_period — 74.3% in 2024-03 against 76.0%"."""
+    from kpimodel import display
+
+    colour = {"missed": "red", "at_risk": "yellow", "met": "green"}.get(m["state"], "")
+    head = f"[{colour}]{m['state']}[/]" if colour else m["state"]
+    line = f"{head} {m['milestone_id']} ({escape(m['title'])}) due {m['due_date']}, {m.get('test') or 'by_date'}"
+    if m["state"] == "met" and m.get("met_how") == "manual":
+        return line + f" — met manually on {m['completed_on']}" + (f", by {escape(m['completed_by'])}" if m.get("completed_by") else "")
+    if m["state"] == "no_data":
+        return line + " — no data for the period that decides it"
+    in_period = m.get("test") == "in_period"
+    value = m.get("judged_actual") if in_period else m.get("latest_actual")
+    shown, (threshold, forecast) = display.figures(value, [m["threshold"], m["forecast_value"]], m.get("unit"))
+    label = "in the due date's period" if in_period else "latest"
+    line += f" — {label} {shown} against {threshold}"
+    return line + (f", forecast at the due date {forecast}" if m["forecast_value"] is not None else "")
 
 
 def _restatement_line(r: dict) -> str:
@@ -340,6 +384,7 @@ def _print_trust_reasons(kpis: list[dict]) -> None:
 
 
 def _print_summary(s: Settings, run_id: str) -> None:
+    from kpimodel import periods
     from pipelines.reporting.restatements import restatements
     from pipelines.reporting.summary import run_summary
     from pipelines.warehouse import connect
@@ -350,14 +395,15 @@ def _print_summary(s: Settings, run_id: str) -> None:
     out.print(f"[bold]kpiwatch summary[/] — as of {sm['as_of']}, run {run_id}")
     t = Table(title="KPIs by status per department", title_justify="left")
     published = {p["department_id"]: p["published"] for p in sm["publication"]}
-    for col in ("department", "KPIs", "green", "amber", "red", "grey", "untrusted", "milestones met/missed/at risk/upcoming",
+    for col in ("department", "KPIs", "green", "amber", "red", "grey", "untrusted", "milestones met/missed/no data/at risk/upcoming",
                 "source", "publication"):
         t.add_column(col)
     for d in sm["departments"]:
         pub = published.get(d["department_id"])
         t.add_row(d["department_id"], str(d["kpis"]), f"[green]{d['green']}[/]", f"[yellow]{d['amber']}[/]",
                   f"[red]{d['red']}[/]", str(d["grey"]), str(d["untrusted"]),
-                  f"{d['milestones_met']}/{d['milestones_missed']}/{d['milestones_at_risk']}/{d['milestones_upcoming']}",
+                  f"{d['milestones_met']}/{d['milestones_missed']}/{d.get('milestones_no_data', 0)}/"
+                  f"{d['milestones_at_risk']}/{d['milestones_upcoming']}",
                   "[red]overdue[/]" if d["source_overdue"] else "[green]up to date[/]",
                   "–" if pub is None else "[green]published[/]" if pub else "[red]blocked[/]")
     out.print(t)
@@ -368,22 +414,21 @@ def _print_summary(s: Settings, run_id: str) -> None:
         if not p["published"]:
             out.print(f"  [red]publication blocked[/] {p['department_id']}: {escape(one_line(p['reason'], None))} "
                       "(previously published figures stay, marked stale)", soft_wrap=True)
-    ms = [m for m in sm["milestones"] if m["state"] in ("missed", "at_risk")]
+    ms = [m for m in sm["milestones"] if m["state"] in ("missed", "no_data", "at_risk")]
     out.print("[bold]Milestones[/]: " + ", ".join(f"{st} {sum(m['state'] == st for m in sm['milestones'])}"
-                                                 for st in ("met", "missed", "at_risk", "upcoming")))
+                                                 for st in ("met", "missed", "no_data", "at_risk", "upcoming")))
     for m in ms:
-        colour = "red" if m["state"] == "missed" else "yellow"
-        out.print(f"  [{colour}]{m['state']}[/] {m['milestone_id']} ({m['title']}) due {m['due_date']}"
-                  f" — latest {_fmt(m['latest_actual'])}, forecast {_fmt(m['forecast_value'])}, threshold {_fmt(m['threshold'])}")
+        out.print(f"  {_milestone_line(m)}")
     for src in sm["sources"]:
         if src["is_overdue"]:
             if src["latest_period"] is None:
                 out.print(f"  [yellow]overdue source[/] {src['source_id']} ({src['department_id']}): nothing landed yet"
-                          + (f", {str(src['expected_period'])[:7]} expected" if src["expected_period"] else ""))
+                          + (f", {periods.label(src['expected_period'], src['cadence'])} expected"
+                             if src["expected_period"] else ""))
             else:
                 out.print(f"  [yellow]overdue source[/] {src['source_id']} ({src['department_id']}): latest period "
-                          f"{str(src['latest_period'])[:7]}, expected {str(src['expected_period'])[:7]} "
-                          f"({src['periods_overdue']} missing)")
+                          f"{periods.label(src['latest_period'], src['cadence'])}, expected "
+                          f"{periods.label(src['expected_period'], src['cadence'])} ({src['periods_overdue']} missing)")
     for a in sm["anomalies"]:
         out.print(f"  [magenta]sudden jump[/] {a['kpi_id']} in {str(a['period'])[:7]}: {_fmt(a['actual'])} "
                   f"(change {_fmt(a['change'])}, robust z {a['robust_z']:.1f})")
@@ -436,10 +481,15 @@ def status(
     catalog: Optional[Path] = CatalogOpt,
     warehouse: Optional[Path] = WarehouseOpt,
     fmt: str = typer.Option("table", "--format", help="table or json"),
+    periods: int = typer.Option(1, "--periods", min=1, max=120,
+                                help="with --format json: each KPI's last N periods as 'history'; "
+                                     "with --by-org: the last N periods"),
+    by_org: bool = typer.Option(False, "--by-org", help="organisations against each KPI's standard: "
+                                                        "how many met it, and which did not (worst first)"),
 ):
     """Show the current status of every KPI (latest period) from the warehouse."""
     from pipelines.reporting.restatements import restatements
-    from pipelines.reporting.summary import kpi_status
+    from pipelines.reporting.summary import kpi_history, kpi_status, organisations_against_standard
     from pipelines.warehouse import WarehouseBusy, connect
 
     if fmt not in ("table", "json"):
@@ -448,16 +498,26 @@ def status(
     s = _settings(catalog, None, warehouse)
     try:
         with connect(s.warehouse, read_only=True) as con:
-            rows = kpi_status(con)
             as_of = con.execute("select as_of from catalog.settings").fetchone()[0]
-            restated = restatements(con)
+            if by_org:
+                orgs = organisations_against_standard(con, periods)
+            else:
+                rows = kpi_status(con)
+                restated = restatements(con)
+                history = kpi_history(con, periods) if periods > 1 else {}
     except WarehouseBusy as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_BUSY)
     except FileNotFoundError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(EXIT_CONFIG)
+    if by_org:
+        _print_by_org(orgs, as_of, fmt)
+        return
     if fmt == "json":
+        if periods > 1:
+            for row in rows:
+                row["history"] = history.get(row["kpi_id"], [])
         sys.stdout.write(json.dumps({"as_of": as_of, "kpis": rows, "restatements": restated}, default=str, indent=2) + "\n")
         return
     out.print(_kpi_table(rows, f"KPI status and data trust as of {as_of} (as published)"))
@@ -466,6 +526,30 @@ def status(
         out.print(f"Restated figures ({len(restated)}; newest first):")
         for r in restated[:15]:
             out.print("  " + _restatement_line(r), markup=False)
+
+
+def _print_by_org(orgs: list[dict], as_of, fmt: str, listed: int = 10) -> None:
+    """`kpiwatch status --by-org`: "12 of 137 organisations met the 95.0% standard in 2019-03"
+    and the organisations that did not, worst first (all of them in JSON)."""
+    from kpimodel import display, periods
+
+    if fmt == "json":
+        sys.stdout.write(json.dumps({"as_of": as_of, "standards": orgs}, default=str, indent=2) + "\n")
+        return
+    if not orgs:
+        out.print("No KPI with a standard has organisation figures (per-organisation data and a 'standard' "
+                  "in the catalog are both needed).")
+        return
+    for o in orgs:
+        unit = o["unit"]
+        standard = display.number(o["standard_value"], unit, display.decimals_against(o["standard_value"], []))
+        out.print(f"[bold]{escape(o['kpi_id'])}[/] {periods.label(o['period'], o['frequency'])}: {o['orgs_met']} of {o['orgs_judged']} "
+                  f"organisations met the {standard} standard; {o['orgs_not_met']} did not", soft_wrap=True)
+        if o["not_met"]:
+            shown = ", ".join(f"{escape(m['org_id'])} {display.figure(m['actual'], unit, [o['standard_value']])}"
+                              for m in o["not_met"][:listed])
+            more = f" and {len(o['not_met']) - listed} more" if len(o["not_met"]) > listed else ""
+            out.print(f"  not met (worst first): {shown}{more}", soft_wrap=True)
 
 
 # Commands owned by other stages (quality and audit; alert silences, acks and digests).

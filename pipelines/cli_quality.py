@@ -122,21 +122,20 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def explain(
         kpi_id: str = typer.Argument(..., help="KPI id, e.g. rtt_18_weeks"),
-        period: str = typer.Argument(..., help="Period: YYYY-MM, YYYY-MM-01 or YYYY-Qn"),
+        period: str = typer.Argument(..., help="Period in the KPI's frequency: YYYY-MM, YYYY-Qn, YYYY/YY Qn, YYYY-Www, YYYY, YYYY/YY"),
         warehouse: Optional[Path] = typer.Option(None, "--warehouse", help="DuckDB warehouse file [env KPIWATCH_WAREHOUSE]"),
         fmt: str = typer.Option("text", "--format", help="text or json"),
     ):
         """Trace one KPI figure to its evidence: data trust and publication, computation, the source rows
         (file, sha256, batch, row numbers, run), superseded revisions, quarantined rows, checks, drift."""
-        from pipelines.reporting.trail import TrailError, kpi_trail, parse_period, render_text, to_json
+        from pipelines.reporting.trail import TrailError, kpi_trail, render_text, to_json
         from pipelines.warehouse import WarehouseBusy, connect
 
         if fmt not in ("text", "json"):
             _fail(f"--format must be 'text' or 'json', not {fmt!r}", EXIT_CONFIG)
         try:
-            when = parse_period(period)
             with connect(_warehouse(warehouse), read_only=True) as con:
-                trail = kpi_trail(con, kpi_id, when)
+                trail = kpi_trail(con, kpi_id, period)  # parsed in the KPI's frequency
         except WarehouseBusy as exc:
             _fail(str(exc), EXIT_BUSY)
         except (FileNotFoundError, TrailError) as exc:

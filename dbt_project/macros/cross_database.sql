@@ -197,3 +197,47 @@
 {% macro default__bytewise(expr) -%}
     ({{ expr }} collate "C")
 {%- endmacro %}
+
+
+{#- How a period (its first day) is written for its frequency, as kpimodel/periods.py
+    writes it: weekly '2026-W14' (ISO week), monthly '2026-03', quarterly '2026-Q3', annual
+    '2026', fiscal_year '2019/20' (a fiscal year starting in January is '2019'). -#}
+{% macro period_label(date_expr, frequency_expr) -%}
+    {{ return(adapter.dispatch('period_label', 'kpiwatch')(date_expr, frequency_expr)) }}
+{%- endmacro %}
+
+{% macro duckdb__period_label(date_expr, frequency_expr) -%}
+    case {{ frequency_expr }}
+        when 'weekly' then strftime({{ date_expr }}, '%G-W%V')
+        when 'quarterly' then strftime({{ date_expr }}, '%Y') || '-Q' || cast(quarter({{ date_expr }}) as varchar)
+        when 'annual' then strftime({{ date_expr }}, '%Y')
+        when 'fiscal_year' then
+            case when month({{ date_expr }}) = 1 then strftime({{ date_expr }}, '%Y')
+            else strftime({{ date_expr }}, '%Y') || '/' || strftime({{ date_expr }} + interval 1 year, '%y') end
+        else strftime({{ date_expr }}, '%Y-%m')
+    end
+{%- endmacro %}
+
+{% macro default__period_label(date_expr, frequency_expr) -%}
+    case {{ frequency_expr }}
+        when 'weekly' then to_char({{ date_expr }}, 'IYYY-"W"IW')
+        when 'quarterly' then to_char({{ date_expr }}, 'YYYY-"Q"Q')
+        when 'annual' then to_char({{ date_expr }}, 'YYYY')
+        when 'fiscal_year' then
+            case when extract(month from {{ date_expr }}) = 1 then to_char({{ date_expr }}, 'YYYY')
+            else to_char({{ date_expr }}, 'YYYY') || '/' || to_char({{ date_expr }} + interval '1 year', 'YY') end
+        else to_char({{ date_expr }}, 'YYYY-MM')
+    end
+{%- endmacro %}
+
+
+{#- The last day (a date) of the period of `frequency_expr` that starts on date_expr. -#}
+{% macro period_end(date_expr, frequency_expr) -%}
+    case {{ frequency_expr }}
+        when 'weekly' then cast({{ date_expr }} + interval '6 day' as date)
+        when 'quarterly' then {{ kpiwatch.month_end(date_expr, months_ahead=2) }}
+        when 'annual' then {{ kpiwatch.month_end(date_expr, months_ahead=11) }}
+        when 'fiscal_year' then {{ kpiwatch.month_end(date_expr, months_ahead=11) }}
+        else {{ kpiwatch.month_end(date_expr) }}
+    end
+{%- endmacro %}

@@ -6,7 +6,7 @@ from pipelines.config import DATA_TEAM_OWNER
 from pipelines.resources import KpiwatchResource
 from pipelines.warehouse import connect
 
-CATALOG_TABLES = ["settings", "departments", "sources", "kpis", "targets", "milestones"]
+CATALOG_TABLES = ["settings", "departments", "sources", "kpis", "targets", "standards", "milestones"]
 CATALOG_KEYS = [dg.AssetKey(["catalog", t]) for t in CATALOG_TABLES]
 
 
@@ -18,7 +18,7 @@ CATALOG_KEYS = [dg.AssetKey(["catalog", t]) for t in CATALOG_TABLES]
            for k in CATALOG_KEYS],
 )
 def kpi_catalog(context: dg.AssetExecutionContext, kpiwatch: KpiwatchResource):
-    """The KPI catalog (departments, sources, KPIs, targets, milestones), validated against its
+    """The KPI catalog (departments, sources, KPIs, targets, standards, milestones), validated against its
     schema and written to the warehouse's `catalog` schema with the run's reporting date."""
     catalog = load_catalog(kpiwatch.catalog_dir)  # fresh read: a run sees the catalog as it is now
     as_of = kpiwatch.reporting_date(context)

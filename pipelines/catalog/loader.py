@@ -168,6 +168,14 @@ _StringDateLoader.yaml_implicit_resolvers = {
 }
 
 
+def standard_points(kpi: dict) -> list[dict]:
+    """A KPI's standard as a list of dated points (one point, or its dated changes)."""
+    std = kpi.get("standard")
+    if std is None:
+        return []
+    return list(std) if isinstance(std, list) else [std]
+
+
 def _date(value: str | None) -> dt.date | None:
     return dt.date.fromisoformat(value) if value else None
 
@@ -343,14 +351,48 @@ def load_catalog(directory: str | Path) -> Catalog:
                 add("kpis.yml", node, base + ["aggregation"], f"ratio KPI needs source {kpi['source']!r} to map 'numerator' and 'denominator'")
             if kpi["aggregation"] != "ratio" and "value" not in cols:
                 add("kpis.yml", node, base + ["aggregation"], f"source {kpi['source']!r} maps no 'value' column for a {kpi['aggregation']} KPI")
+        if "fiscal_year_start_month" in kpi and kpi["frequency"] not in ("fiscal_year", "quarterly") \
+                and "year_to_date" not in kpi:
+            add("kpis.yml", node, base + ["fiscal_year_start_month"],
+                "fiscal_year_start_month applies to fiscal_year, fiscal quarterly and year_to_date KPIs only")
+        if kpi.get("year_to_date") == "computed":
+            if kpi["aggregation"] not in ("sum", "ratio"):
+                add("kpis.yml", node, base + ["year_to_date"],
+                    f"a {kpi['aggregation']} KPI cannot be added up over the year: year_to_date computed needs sum or ratio")
+            if kpi["frequency"] in ("annual", "fiscal_year"):
+                add("kpis.yml", node, base + ["year_to_date"], "a yearly KPI is its own year to date")
         if "scale" in kpi and kpi["aggregation"] != "ratio":
             add("kpis.yml", node, base + ["scale"], "scale applies to ratio KPIs only")
+        seen_from: set[str] = set()
+        band = kpi["direction"] == "within_range"
+        for j, point in enumerate(standard_points(kpi)):
+            at = base + ["standard"] + ([j] if isinstance(kpi["standard"], list) else [])
+            if point["effective_from"] in seen_from:
+                add("kpis.yml", node, at + ["effective_from"], f"two standards take effect on {point['effective_from']}")
+            seen_from.add(point["effective_from"])
+            if band and ("lower" not in point or "upper" not in point or "value" in point):
+                add("kpis.yml", node, at, "a within_range KPI's standard is a band: give 'lower' and 'upper' (no 'value')")
+            elif band and point["lower"] > point["upper"]:
+                add("kpis.yml", node, at, f"band lower {point['lower']} is above upper {point['upper']}")
+            elif not band and ("value" not in point or "lower" in point or "upper" in point):
+                add("kpis.yml", node, at, "a standard has a 'value' ('lower' and 'upper' are for within_range KPIs)")
+        if band and "standard" not in kpi:
+            add("kpis.yml", node, base + ["direction"], "a within_range KPI needs its band as 'standard' (lower, upper)")
+        if band and ("targets" in kpi or kpi.get("targets_from") == "source"):
+            add("kpis.yml", node, base + ["direction"], "a within_range KPI is judged against its band, not targets")
         if kpi.get("targets_from", "catalog") == "source":
             if src is not None and "target" not in src["columns"]:
                 add("kpis.yml", node, base + ["targets_from"], f"source {kpi['source']!r} maps no 'target' column")
             continue
-        if "baseline" not in kpi or "targets" not in kpi:
-            add("kpis.yml", node, base, "a KPI needs a dated 'baseline' and 'targets' (or targets_from: source)")
+        if kpi.get("year_to_date") == "computed" and "targets" in kpi and "baseline" not in kpi:
+            continue  # annual targets: the year-to-date trajectory starts from 0 each year
+        if ("baseline" in kpi) != ("targets" in kpi):
+            add("kpis.yml", node, base, "a trajectory needs both a dated 'baseline' and 'targets'")
+            continue
+        if "baseline" not in kpi:
+            if "standard" not in kpi:
+                add("kpis.yml", node, base,
+                    "a KPI needs a 'standard', a dated 'baseline' and 'targets', or both (or targets_from: source)")
             continue
         baseline = _date(kpi["baseline"]["date"])
         for j, tgt in enumerate(kpi["targets"]):
@@ -358,8 +400,30 @@ def load_catalog(directory: str | Path) -> Catalog:
                 add("kpis.yml", node, base + ["targets", j, "due"], f"target due {tgt['due']} is not after the baseline date {kpi['baseline']['date']}")
 
     for i, ms, node in items("milestones.yml", "milestones"):
-        if ms["kpi"] not in kpis:
-            add("milestones.yml", node, ["milestones", i, "kpi"], f"unknown KPI {ms['kpi']!r}")
+        base = ["milestones", i]
+        test = ms.get("test", "by_date")
+        if "kpi" in ms and ms["kpi"] not in kpis:
+            add("milestones.yml", node, base + ["kpi"], f"unknown KPI {ms['kpi']!r}")
+        if "department" in ms and ms["department"] not in departments:
+            add("milestones.yml", node, base + ["department"], f"unknown department {ms['department']!r}")
+        if "kpi" in ms and "department" in ms and ms["kpi"] in kpis and kpis[ms["kpi"]]["department"] != ms["department"]:
+            add("milestones.yml", node, base + ["department"],
+                f"KPI {ms['kpi']!r} belongs to department {kpis[ms['kpi']]['department']!r}")
+        if test == "manual":
+            if "kpi" not in ms and "department" not in ms:
+                add("milestones.yml", node, base, "a manual milestone names its 'kpi' or its 'department'")
+            if "completed_on" in ms and "completed_by" not in ms:
+                add("milestones.yml", node, base + ["completed_on"], "say who recorded the completion in 'completed_by'")
+        else:
+            for key in ("kpi", "threshold"):
+                if key not in ms:
+                    add("milestones.yml", node, base, f"a {test} milestone needs '{key}' (or test: manual)")
+        if "from" in ms and test != "by_date":
+            add("milestones.yml", node, base + ["from"], "'from' applies to by_date milestones only")
+        elif "from" in ms and ms["from"] >= ms["due"]:
+            add("milestones.yml", node, base + ["from"], f"'from' {ms['from']} is not before 'due' {ms['due']}")
+        if "completed_by" in ms and "completed_on" not in ms:
+            add("milestones.yml", node, base + ["completed_by"], "'completed_by' needs 'completed_on'")
 
     if problems:
         raise CatalogError(problems)

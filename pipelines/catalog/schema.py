@@ -223,7 +223,7 @@ SOURCES = {
                     "fetch_rows": {"type": "integer", "minimum": 1, "maximum": 1000000},
                     "max_uncompressed_mb": {"type": "number", "exclusiveMinimum": 0},
                     "max_cells": {"type": "integer", "minimum": 1},
-                    "cadence": {"enum": ["monthly", "quarterly"]},
+                    "cadence": {"enum": ["weekly", "monthly", "quarterly", "annual", "fiscal_year"]},
                     "lag_days": {"type": "integer", "minimum": 0, "maximum": 366},
                     "columns": {
                         "type": "object",
@@ -256,6 +256,16 @@ TARGET_POINT = {
         "effective_from": DATE,
     },
 }
+# A standing standard (95% of A&E patients seen within 4 hours): a threshold that applies to
+# every period starting on or after its effective date, until a later change takes over.
+STANDARD_POINT = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["effective_from"],
+    # a threshold (`value`), or for a within_range KPI a band (`lower` and `upper`, inclusive)
+    "properties": {"value": {"type": "number"}, "lower": {"type": "number"}, "upper": {"type": "number"},
+                   "effective_from": DATE},
+}
 KPIS = {
     "type": "object",
     "additionalProperties": False,
@@ -278,9 +288,24 @@ KPIS = {
                     "source": ID,
                     "owner": PERSON,
                     "unit": {"type": "string", "minLength": 1},
-                    "direction": {"enum": ["higher_is_better", "lower_is_better"]},
-                    "frequency": {"enum": ["monthly", "quarterly"]},
-                    "aggregation": {"enum": ["sum", "mean", "ratio"]},
+                    # within_range: met inside a band (`standard` with lower and upper), amber
+                    # within `tolerance` outside it, red beyond (bed occupancy 85-92%)
+                    "direction": {"enum": ["higher_is_better", "lower_is_better", "within_range"]},
+                    # weekly (ISO weeks), monthly, quarterly, annual (calendar years) or
+                    # fiscal_year (starting in fiscal_year_start_month, April by default)
+                    "frequency": {"enum": ["weekly", "monthly", "quarterly", "annual", "fiscal_year"]},
+                    "fiscal_year_start_month": {"type": "integer", "minimum": 1, "maximum": 12},
+                    # A cumulative KPI, year to date (the year starting in fiscal_year_start_month,
+                    # January by default): `computed` sums the year's periods so far (ratios from
+                    # their summed parts); `delivered` means the data is year to date already and
+                    # is used as delivered. Catalog targets of a computed KPI are annual: the
+                    # expected value grows from 0 at the year's start to the target at its end.
+                    "year_to_date": {"enum": ["computed", "delivered"]},
+                    # latest: a stock at period end (staff in post), summed over organisations,
+                    # never over periods; as_published: a figure that cannot be re-aggregated
+                    # (a median, a 90th percentile): the whole's published figure is used as it
+                    # is, never recomputed across organisations
+                    "aggregation": {"enum": ["sum", "mean", "ratio", "latest", "as_published"]},
                     "scale": {"type": "number", "exclusiveMinimum": 0},
                     "tolerance": {"type": "number", "minimum": 0},
                     "trajectory": {"enum": ["linear", "step"]},
@@ -293,6 +318,10 @@ KPIS = {
                         "properties": {"value": {"type": "number"}, "date": DATE},
                     },
                     "targets": {"type": "array", "minItems": 1, "items": TARGET_POINT},
+                    # One standard, or its dated changes as a list; met / not met every period.
+                    # A KPI may carry a standard and a dated trajectory of targets beside it.
+                    "standard": {"oneOf": [STANDARD_POINT,
+                                           {"type": "array", "minItems": 1, "items": STANDARD_POINT}]},
                     # `source`: each period's target comes with the data (the source maps
                     # `target`); a target of 0 means no target was set (grey). `catalog`
                     # (default): the dated baseline and targets above.
@@ -313,15 +342,26 @@ MILESTONES = {
             "items": {
                 "type": "object",
                 "additionalProperties": False,
-                "required": ["id", "title", "kpi", "threshold", "due"],
+                "required": ["id", "title", "due"],
                 "properties": {
                     "id": ID,
                     "title": {"type": "string", "minLength": 1},
+                    # How the milestone is met:
+                    #   by_date (default): the KPI reaches `threshold` in any period ending on or
+                    #     before `due` (and starting on or after `from`, when given);
+                    #   in_period: the KPI reaches `threshold` in the period that contains `due`
+                    #     ("76% in March 2024"), judged on that period alone;
+                    #   manual: recorded as done (`completed_on`, `completed_by`); no KPI test.
+                    "test": {"enum": ["by_date", "in_period", "manual"]},
                     "kpi": ID,
+                    # a milestone without a KPI (test: manual) names its department
+                    "department": ID,
                     "threshold": {"type": "number"},
                     "due": DATE,
+                    "from": DATE,
                     "owner": PERSON,
                     "completed_on": DATE,
+                    "completed_by": {"type": "string", "minLength": 1},
                 },
             },
         }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from pipelines.catalog.loader import Catalog
+from pipelines.catalog.loader import Catalog, standard_points
 
 DDL = """
 create schema if not exists catalog;
@@ -20,17 +20,22 @@ create table if not exists catalog.kpis (
     source_id varchar not null, owner_name varchar, owner_slack varchar, unit varchar,
     direction varchar not null, frequency varchar not null, aggregation varchar not null,
     scale double precision not null, tolerance double precision not null, trajectory varchar not null,
-    methodology varchar, tags varchar, targets_from varchar not null);
+    methodology varchar, tags varchar, targets_from varchar not null, fiscal_start_month integer not null,
+    year_to_date varchar);
 create table if not exists catalog.targets (
     kpi_id varchar not null, point_type varchar not null, value double precision not null,
     point_date date not null, effective_from date);
+create table if not exists catalog.standards (
+    kpi_id varchar not null, value double precision, effective_from date not null,
+    lower_value double precision, upper_value double precision);
 create table if not exists catalog.milestones (
     milestone_id varchar primary key, title varchar not null, department_id varchar not null,
-    kpi_id varchar not null, threshold double precision not null, due_date date not null,
-    owner_name varchar, owner_slack varchar, completed_on date);
+    kpi_id varchar, threshold double precision, due_date date not null,
+    owner_name varchar, owner_slack varchar, completed_on date,
+    test varchar not null, from_date date, completed_by varchar);
 """
 
-TABLES = ("settings", "departments", "sources", "kpis", "targets", "milestones")
+TABLES = ("settings", "departments", "sources", "kpis", "targets", "standards", "milestones")
 
 DEFAULT_LAG_DAYS = 14
 
@@ -58,6 +63,17 @@ def _drop_outdated(con) -> None:
             "order by ordinal_position", [table]).fetchall()]
         if have and have != wanted:
             con.execute(f"drop table catalog.{table}" + (" cascade" if dialect(con) == "postgres" else ""))
+
+
+def _float(value) -> float | None:
+    return None if value is None else float(value)
+
+
+def fiscal_start_month(kpi: dict) -> int:
+    """The month a KPI's year starts: its fiscal_year_start_month, April for a fiscal-year KPI
+    without one (the UK government's year), January otherwise."""
+    default = 4 if kpi["frequency"] == "fiscal_year" else 1
+    return int(kpi.get("fiscal_year_start_month", default))
 
 
 def source_location(src: dict) -> str:
@@ -101,38 +117,49 @@ def write_catalog(con, catalog: Catalog, as_of: dt.date) -> dict[str, int]:
             for i, s in catalog.sources.items()
         ],
     )
-    kpi_rows, target_rows = [], []
+    kpi_rows, target_rows, standard_rows = [], [], []
     for i, k in catalog.kpis.items():
+        standard_rows += [[i, _float(p.get("value")), d(p["effective_from"]), _float(p.get("lower")), _float(p.get("upper"))]
+                          for p in standard_points(k)]
         kpi_rows.append([
             i, k["name"], k["department"], k["source"], k["owner"]["name"], k["owner"].get("slack"),
             k["unit"], k["direction"], k["frequency"], k["aggregation"], float(k.get("scale", 1)),
             float(k["tolerance"]), k.get("trajectory", "linear"), k.get("methodology"),
-            ",".join(k.get("tags", [])), k.get("targets_from", "catalog"),
+            ",".join(k.get("tags", [])), k.get("targets_from", "catalog"), fiscal_start_month(k),
+            k.get("year_to_date"),
         ])
-        if k.get("targets_from", "catalog") == "source":
-            continue  # each period's target comes with the data
-        target_rows.append([i, "baseline", float(k["baseline"]["value"]), d(k["baseline"]["date"]), None])
+        if k.get("targets_from", "catalog") == "source" or "targets" not in k:
+            continue  # each period's target comes with the data, or a standard alone
+        if "baseline" in k:  # (annual targets of a year-to-date KPI have none)
+            target_rows.append([i, "baseline", float(k["baseline"]["value"]), d(k["baseline"]["date"]), None])
         for t in k["targets"]:
             eff = d(t["effective_from"]) if t.get("effective_from") else None
             target_rows.append([i, "target", float(t["value"]), d(t["due"]), eff])
-    con.executemany("insert into catalog.kpis values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", kpi_rows)
+    con.executemany("insert into catalog.kpis values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", kpi_rows)
     if target_rows:
         con.executemany("insert into catalog.targets values (?, ?, ?, ?, ?)", target_rows)
+    if standard_rows:
+        con.executemany("insert into catalog.standards values (?, ?, ?, ?, ?)", standard_rows)
     ms_rows = []
     for i, m in catalog.milestones.items():
-        kpi = catalog.kpis[m["kpi"]]
-        owner = m.get("owner") or kpi["owner"]  # a milestone without its own owner is the KPI owner's
+        kpi = catalog.kpis.get(m.get("kpi")) or {}
+        department = m.get("department") or kpi["department"]
+        # a milestone without its own owner is the KPI owner's, else the department head's
+        owner = m.get("owner") or kpi.get("owner") or catalog.departments[department].get("head") or {"name": None}
+        threshold = m.get("threshold")
         ms_rows.append([
-            i, m["title"], kpi["department"], m["kpi"], float(m["threshold"]), d(m["due"]),
+            i, m["title"], department, m.get("kpi"), float(threshold) if threshold is not None else None, d(m["due"]),
             owner["name"], owner.get("slack"), d(m["completed_on"]) if m.get("completed_on") else None,
+            m.get("test", "by_date"), d(m["from"]) if m.get("from") else None, m.get("completed_by"),
         ])
     if ms_rows:
-        con.executemany("insert into catalog.milestones values (?, ?, ?, ?, ?, ?, ?, ?, ?)", ms_rows)
+        con.executemany("insert into catalog.milestones values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", ms_rows)
     con.execute("commit")
     return {
         "departments": len(catalog.departments),
         "sources": len(catalog.sources),
         "kpis": len(catalog.kpis),
         "targets": len(target_rows),
+        "standards": len(standard_rows),
         "milestones": len(ms_rows),
     }

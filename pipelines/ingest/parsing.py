@@ -7,16 +7,8 @@ import datetime as dt
 import math
 import re
 
-_MONTH = re.compile(r"^(\d{4})-(\d{1,2})$")
-_DAY = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ][0-9:.]+)?$")
-_QUARTER = re.compile(r"^(\d{4})\s*-?\s*Q([1-4])$", re.IGNORECASE)
-# UK-style fiscal quarters: "2019/20 Q1" is April-June 2019 (the fiscal year starts in April).
-_FISCAL_QUARTER = re.compile(r"^(\d{4})\s*/\s*(\d{2}|\d{4})\s*-?\s*Q([1-4])$", re.IGNORECASE)
-_MONTH_NAME = re.compile(r"^([A-Za-z]{3,9})\.?[\s-]+(\d{4})$")
-_MONTH_NAMES = ["january", "february", "march", "april", "may", "june", "july", "august",
-                "september", "october", "november", "december"]
-_MONTHS = {**{m: i for i, m in enumerate(_MONTH_NAMES, start=1)},
-           **{m[:3]: i for i, m in enumerate(_MONTH_NAMES, start=1)}, "sept": 9}
+from kpimodel import periods
+
 _THOUSANDS = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$")
 
 DEFAULT_MISSING_MARKERS = ("-", "–", "—", "N/A", "n/a", "NA", "..", "...", "*", ":", "x", "X", "NULL", "null")
@@ -117,48 +109,40 @@ def parse_number(value: object, field: str, unit: str | None = None, markers=DEF
 MIN_PERIOD_YEAR = 1900
 
 
-def _first_of(d: dt.date, frequency: str | None) -> dt.date:
+def _first_of(d: dt.date, frequency: str | None, fiscal_start_month: int = periods.DEFAULT_FISCAL_START_MONTH) -> dt.date:
     if d.year < MIN_PERIOD_YEAR:
         raise Rejected("period_out_of_range", f"period {d.isoformat()} is before {MIN_PERIOD_YEAR}")
-    if d.day != 1:
-        raise Rejected("period_not_aligned", f"period {d.isoformat()} is not the first day of a month")
-    if frequency == "quarterly" and d.month not in (1, 4, 7, 10):
-        raise Rejected("period_not_aligned", f"period {d.isoformat()} does not start a quarter")
-    return d
+    try:
+        return periods.aligned(d, frequency, fiscal_start_month)
+    except periods.PeriodError as exc:
+        raise Rejected(exc.reason, exc.detail) from None
 
 
-def parse_period(value: object, frequency: str | None, fmt: str | None = None) -> dt.date | None:
-    """A period's first day: '2026-10', '2026-10-01', 'May 2019', '2026-Q3', '2019/20 Q1', a date
+def parse_period(value: object, frequency: str | None, fmt: str | None = None,
+                 fiscal_start_month: int = periods.DEFAULT_FISCAL_START_MONTH) -> dt.date | None:
+    """A period's first day: '2026-10', '2026-10-01', 'May 2019', '2026-Q3', '2019/20 Q1',
+    '2026-W14', '2026', '2019/20' (the period model, kpimodel/periods.py), a date
     cell, or text in a configured strptime format."""
     if value is None:
         return None
     if isinstance(value, dt.datetime):
-        return _first_of(value.date(), frequency)
+        return _first_of(value.date(), frequency, fiscal_start_month)
     if isinstance(value, dt.date):
-        return _first_of(value, frequency)
+        return _first_of(value, frequency, fiscal_start_month)
     text = str(value).strip()
     if not text:
         return None
-    try:
-        if fmt:
+    if fmt:
+        try:
             d = dt.datetime.strptime(text, fmt).date()
-        elif m := _MONTH.match(text):
-            d = dt.date(int(m[1]), int(m[2]), 1)
-        elif m := _DAY.match(text):
-            d = dt.date(int(m[1]), int(m[2]), int(m[3]))
-        elif m := _QUARTER.match(text):
-            d = dt.date(int(m[1]), 3 * (int(m[2]) - 1) + 1, 1)
-        elif m := _FISCAL_QUARTER.match(text):
-            start, q = int(m[1]), int(m[3])
-            month = 4 + 3 * (q - 1)  # Q1 Apr, Q2 Jul, Q3 Oct, Q4 Jan of the next year
-            d = dt.date(start + (month - 1) // 12, (month - 1) % 12 + 1, 1)
-        elif (m := _MONTH_NAME.match(text)) and m[1].lower() in _MONTHS:
-            d = dt.date(int(m[2]), _MONTHS[m[1].lower()], 1)
-        else:
-            raise ValueError
-    except ValueError:
-        raise Rejected("unparseable_period", f"period={text[:40]!r}") from None
-    return _first_of(d, frequency)
+        except ValueError:
+            raise Rejected("unparseable_period", f"period={text[:40]!r}") from None
+        return _first_of(d, frequency, fiscal_start_month)
+    try:
+        d = periods.parse(text, frequency, fiscal_start_month)
+    except periods.PeriodError as exc:
+        raise Rejected(exc.reason, exc.detail) from None
+    return _first_of(d, frequency, fiscal_start_month)
 
 
 def _text(value: object) -> str | None:

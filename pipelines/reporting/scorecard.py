@@ -12,16 +12,27 @@ import html
 import json
 from dataclasses import dataclass
 
+from kpimodel import display, periods
 from pipelines.warehouse import rows as _rows
 
 STATUS_WORDS = {"green": "On track", "amber": "Slipping", "red": "Off track", "grey": "No data / not yet due"}
+# A KPI judged by its standing standard is met or not met: no "slipping" band.
+STANDARD_WORDS = {"green": "Standard met", "red": "Standard not met"}
+BAND_WORDS = {"green": "Within range", "amber": "Just outside range", "red": "Outside range"}
+AGGREGATION_NOTES = {
+    "latest": "A stock at period end: organisations' figures add up, periods never do.",
+    "as_published": "As published: a median or percentile, never recomputed across organisations.",
+}
 TRUST_WORDS = {"trusted": "Data trusted", "stale": "Data stale", "failed_checks": "Data failed checks",
                "anomalous": "Data anomalous"}
-MILESTONE_WORDS = {"met": "Met", "missed": "Missed", "at_risk": "At risk", "upcoming": "Upcoming"}
+MILESTONE_WORDS = {"met": "Met", "missed": "Missed", "no_data": "No data", "at_risk": "At risk", "upcoming": "Upcoming"}
+MILESTONE_TESTS = {"by_date": "reached by the due date", "in_period": "reached in the period of the due date",
+                   "manual": "completed and recorded by hand"}
 # Colours chosen for contrast >= 4.5:1 with white text (badges) and on white (lines).
 COLOURS = {"green": "#1b6e3a", "amber": "#8a5300", "red": "#b3261e", "grey": "#5f6368",
            "trusted": "#1b6e3a", "stale": "#8a5300", "failed_checks": "#b3261e", "anomalous": "#6a1b9a",
-           "met": "#1b6e3a", "missed": "#b3261e", "at_risk": "#8a5300", "upcoming": "#3c4a9e"}
+           "met": "#1b6e3a", "missed": "#b3261e", "at_risk": "#8a5300", "upcoming": "#3c4a9e",
+           "no_data": "#5f6368"}
 
 CSS = """
 :root { color-scheme: light; }
@@ -55,11 +66,58 @@ def esc(value) -> str:
 
 
 def fmt(value, unit: str | None = None) -> str:
-    if value is None:
-        return "–"
-    v = float(value)
-    text = f"{v:,.1f}" if abs(v) < 100 else f"{v:,.0f}"
-    return f"{text}%" if unit == "percent" else text
+    """A figure shown alone (no status beside it)."""
+    return display.number(None if value is None else float(value), unit)
+
+
+def status_words(status: str, judged_by: str | None = None) -> str:
+    if judged_by == "standard" and status in STANDARD_WORDS:
+        return STANDARD_WORDS[status]
+    if judged_by == "band" and status in BAND_WORDS:
+        return BAND_WORDS[status]
+    return STATUS_WORDS.get(status, status)
+
+
+def standard_text(point: dict, unit: str | None) -> str:
+    """"Standard 95.0%: not met (94.99%); met in 7 of the last 12 periods, 2 misses in a row"."""
+    if point.get("band_lower") is not None:
+        actual, (lower, upper) = display.figures(point["actual"], [point["band_lower"], point["band_upper"]], unit)
+        text = f"Range {lower} to {upper}: {'within' if point['standard_met'] else 'outside'} ({actual})"
+    elif point.get("standard_value") is None:
+        return ""
+    else:
+        actual, (standard,) = display.figures(point["actual"], [point["standard_value"]], unit)
+        text = f"Standard {standard}: {'met' if point['standard_met'] else 'not met'} ({actual})"
+    if point.get("periods_judged_last_12"):
+        text += f"; met in {point['periods_met_last_12']} of the last {point['periods_judged_last_12']} periods"
+    if point.get("consecutive_misses", 0) > 1:
+        text += f", {point['consecutive_misses']} misses in a row"
+    return text
+
+
+def organisations_text(o: dict | None, k: dict, listed: int = 5) -> str:
+    """"1 of 4 organisations met the standard in Oct 2026; not met, worst first: RH3 71.2%, …"."""
+    if not o or not o.get("orgs_judged"):
+        return ""
+    threshold = [o["standard_value"]] if o.get("standard_value") is not None else [o.get("band_lower"), o.get("band_upper")]
+    what = "the standard" if o.get("standard_value") is not None else "the range"
+    text = (f"{o['orgs_met']} of {o['orgs_judged']} organisations met {what} in "
+            f"{periods.words(o['period'], k.get('frequency'))}")
+    if o.get("not_met"):
+        shown = ", ".join(f"{m['org_id']} {display.figure(m['actual'], k['unit'], threshold)}" for m in o["not_met"][:listed])
+        more = f" and {len(o['not_met']) - listed} more" if len(o["not_met"]) > listed else ""
+        text += f"; not met, worst first: {shown}{more}"
+    return text
+
+
+def milestone_state_text(m: dict, frequency: str | None = None) -> str:
+    """The milestone's state in words; a manual completion says so, with when and by whom."""
+    if m["state"] == "met" and m.get("met_how") == "manual":
+        text = f"Met manually on {m['completed_on']:%d %b %Y}" if m.get("completed_on") else "Met manually"
+        return text + (f", by {m['completed_by']}" if m.get("completed_by") else "")
+    if m["state"] == "met" and m.get("met_period"):
+        return f"Met ({periods.words(m['met_period'], frequency)})"
+    return MILESTONE_WORDS.get(m["state"], m["state"])
 
 
 @dataclass
@@ -68,6 +126,7 @@ class Series:
     points: list[dict]  # fct_kpi_progress rows, by period
     targets: list[dict]  # catalog.targets rows of type target
     published: dict | None = None  # publish.kpi_status row: the figure as published, its trust
+    orgs: dict | None = None  # organisations against the standard in the latest period
 
 
 def _x(d: dt.date, lo: dt.date, hi: dt.date, width: float, pad: float) -> float:
@@ -85,6 +144,7 @@ def chart_svg(s: Series, chart_id: str) -> str:
     dates = [p["period_end"] for p in pts] + [t["point_date"] for t in s.targets]
     values = [p["actual"] for p in pts] + [p["expected_value"] for p in pts if p["expected_value"] is not None]
     values += [t["value"] for t in s.targets]
+    values += [p["standard_value"] for p in pts if p.get("standard_value") is not None]
     forecast = None
     if latest.get("forecast_value") is not None and latest.get("target_date"):
         forecast = (latest["target_date"], latest["forecast_value"])
@@ -114,6 +174,10 @@ def chart_svg(s: Series, chart_id: str) -> str:
     ]
     if expected:
         parts.append(f'<polyline points="{expected}" fill="none" stroke="#555" stroke-width="1.5" stroke-dasharray="5 4"/>')
+    standard = " ".join(xy(p["period_end"], p["standard_value"]) for p in pts if p.get("standard_value") is not None)
+    if standard:
+        parts.append(f'<polyline points="{standard}" fill="none" stroke="#1a4d8f" stroke-width="1.2" '
+                     f'stroke-dasharray="2 2"><title>standard</title></polyline>')
     parts.append(f'<polyline points="{actual}" fill="none" stroke="{colour}" stroke-width="2.2"/>')
     for t in s.targets:
         x, y = map(float, xy(t["point_date"], t["value"]).split(","))
@@ -129,8 +193,11 @@ def chart_svg(s: Series, chart_id: str) -> str:
 def _describe(s: Series) -> str:
     k, pts = s.kpi, [p for p in s.points if p["actual"] is not None]
     first, last = pts[0], pts[-1]
-    text = (f"From {first['period']:%b %Y} to {last['period']:%b %Y} the value went from "
+    freq = k.get("frequency")
+    text = (f"From {periods.words(first['period'], freq)} to {periods.words(last['period'], freq)} the value went from "
             f"{fmt(first['actual'], k['unit'])} to {fmt(last['actual'], k['unit'])}")
+    if last.get("standard_value") is not None or last.get("band_lower") is not None:
+        text += f"; {standard_text(last, k['unit'])}"
     if last["expected_value"] is not None:
         text += f"; the trajectory expects {fmt(last['expected_value'], k['unit'])}"
     if last.get("forecast_value") is not None and last.get("target_date"):
@@ -149,14 +216,14 @@ def shown(s: Series) -> dict:
     out = {"status": latest["status"] if latest else "grey",
            "trust": latest["data_trust"] if latest else "stale",
            "reason": latest["data_trust_reason"] if latest else "no data landed for this KPI",
-           "publication": ""}
+           "publication": "", "judged_by": latest.get("judged_by") if latest else None}
     pub = s.published
     if pub:
         out["trust"], out["reason"] = pub["data_trust"], pub["data_trust_reason"]
         if not pub["published"]:
             if pub.get("period") is not None:
                 out["publication"] = (
-                    f"Publication blocked this run: the figure shown as published is for {pub['period']:%b %Y} "
+                    f"Publication blocked this run: the figure shown as published is for {periods.words(pub['period'], k.get('frequency'))} "
                     f"({fmt(pub['actual'], k['unit'])}, {STATUS_WORDS.get(pub['status'], pub['status'])}).")
                 out["status"] = pub["status"]
             else:
@@ -172,36 +239,51 @@ def _tile(s: Series, idx: int) -> str:
     status, trust, reason, publication = view["status"], view["trust"], view["reason"], view["publication"]
     change = ""
     if len(pts) >= 2 and pts[-2]["actual"] is not None:
-        diff = pts[-1]["actual"] - pts[-2]["actual"]
-        change = f"{'+' if diff >= 0 else '−'}{fmt(abs(diff), k['unit'])} on {pts[-2]['period']:%b %Y}"
+        change = (f"{display.change(pts[-1]['actual'] - pts[-2]['actual'], k['unit'])} on "
+                  f"{periods.words(pts[-2]['period'], k.get('frequency'))}")
+    # the latest figure, its expected value and standard with enough decimals to tell met
+    # from not met (and green from amber)
+    latest_text, expected_text = "–", "–"
+    if latest:
+        points = [latest["expected_value"]] + display.thresholds_of(latest, k.get("tolerance"))
+        latest_text, shown_points = display.figures(latest["actual"], points, k["unit"])
+        expected_text = shown_points[0]
+    standard_line = standard_text(latest, k["unit"]) if latest else ""
     target = (f"{fmt(latest['target_value'], k['unit'])} by {latest['target_date']:%d %b %Y}"
               if latest and latest["target_value"] is not None and latest["target_date"] else "–")
     forecast = "–"
     if latest and latest.get("forecast_value") is not None:
         words = {"will_miss": "will miss", "on_track": "on track"}.get(latest["forecast_status"], latest["forecast_status"])
         forecast = f"{fmt(latest['forecast_value'], k['unit'])} ({esc(words)})"
-    rows = "".join(
-        f"<tr><td>{p['period']:%Y-%m}</td><td class='num'>{esc(fmt(p['actual'], k['unit']))}</td>"
-        f"<td class='num'>{esc(fmt(p['expected_value'], k['unit']))}</td><td>{esc(STATUS_WORDS.get(p['status'], p['status']))}</td></tr>"
-        for p in pts[-24:])
+    def row(p: dict) -> str:
+        points = [p["expected_value"], p.get("standard_value")] + display.thresholds_of(p, k.get("tolerance"))
+        actual, (expected, standard, *_) = display.figures(p["actual"], points, k["unit"])
+        return (f"<tr><td>{esc(periods.label(p['period'], k.get('frequency')))}</td><td class='num'>{esc(actual)}</td>"
+                f"<td class='num'>{esc(expected)}</td><td class='num'>{esc(standard)}</td>"
+                f"<td>{esc(status_words(p['status'], p.get('judged_by')))}</td></tr>")
+
+    rows = "".join(row(p) for p in pts[-24:])
     return f"""
 <article class="tile" id="kpi-{esc(k['kpi_id'])}" style="--c:{COLOURS.get(status, '#333')}" aria-labelledby="kpi-{idx}-h">
   <h3 id="kpi-{idx}-h">{esc(k['kpi_name'])} <span class="reason">({esc(k['kpi_id'])})</span></h3>
-  <p><span class="badge" style="background:{COLOURS.get(status)}">{esc(STATUS_WORDS.get(status, status))}</span>
+  <p><span class="badge" style="background:{COLOURS.get(status)}">{esc(status_words(status, view['judged_by']))}</span>
      <span class="badge" style="background:{COLOURS.get(trust, '#333')}">{esc(TRUST_WORDS.get(trust, trust))}</span></p>
   <dl class="figures">
-    <dt>Latest</dt><dd>{esc(fmt(latest['actual'], k['unit'])) if latest else '–'}{f" ({latest['period']:%b %Y})" if latest else ''}</dd>
+    <dt>Latest</dt><dd>{esc(latest_text)}{f" ({esc(periods.words(latest['period'], k.get('frequency')))})" if latest else ''}</dd>
     <dt>Change</dt><dd>{esc(change) or '–'}</dd>
-    <dt>Expected</dt><dd>{esc(fmt(latest['expected_value'], k['unit'])) if latest else '–'}</dd>
+    <dt>Expected</dt><dd>{esc(expected_text)}</dd>
     <dt>Target</dt><dd>{esc(target)}</dd>
     <dt>Forecast</dt><dd>{forecast}</dd>
     <dt>Owner</dt><dd>{esc(k['owner_name'])}</dd>
   </dl>
+  {f'<p>{esc(standard_line)}</p>' if standard_line else ''}
+  {f'<p class="reason">{esc(organisations_text(s.orgs, k))}</p>' if organisations_text(s.orgs, k) else ''}
+  {f'<p class="reason">{esc(AGGREGATION_NOTES[k["aggregation"]])}</p>' if k.get("aggregation") in AGGREGATION_NOTES else ''}
   {chart_svg(s, f"chart-{idx}")}
   <p class="reason">Data trust: {esc(reason)}</p>{f'<p class="reason"><strong>{esc(publication)}</strong></p>' if publication else ''}
   <details><summary>Data table for {esc(k['kpi_name'])}</summary>
     <table><caption class="reason">Last {min(len(pts), 24)} periods</caption>
-      <thead><tr><th scope="col">Period</th><th scope="col">Actual</th><th scope="col">Expected</th><th scope="col">Status</th></tr></thead>
+      <thead><tr><th scope="col">Period</th><th scope="col">Actual</th><th scope="col">Expected</th><th scope="col">Standard</th><th scope="col">Status</th></tr></thead>
       <tbody>{rows}</tbody></table>
   </details>
 </article>"""
@@ -227,7 +309,9 @@ def scorecard_data(con) -> dict:
         "settings": _rows(con, "select as_of, catalog_name from catalog.settings")[0],
         "kpis": _rows(con, "select * from marts.dim_kpis order by department_id, kpi_id"),
         "points": _rows(con, "select kpi_id, period, period_end, actual, expected_value, target_value, target_date, "
-                             "status, forecast_value, forecast_status, data_trust, data_trust_reason "
+                             "status, judged_by, standard_value, band_lower, band_upper, standard_met, periods_met_last_12, "
+                             "periods_judged_last_12, consecutive_misses, "
+                             "forecast_value, forecast_status, data_trust, data_trust_reason "
                              "from marts.fct_kpi_progress order by kpi_id, period"),
         "targets": _rows(con, "select kpi_id, point_date, value from catalog.targets where point_type = 'target' "
                               "order by kpi_id, point_date"),
@@ -236,7 +320,12 @@ def scorecard_data(con) -> dict:
         "sources": _rows(con, "select source_id, department_id, cadence, latest_period, expected_period, is_overdue, "
                               "periods_overdue, last_loaded_at from marts.fct_source_freshness order by source_id"),
         "published": [],
+        "standard_orgs": [],
     }
+    if exists(con, "marts", "fct_kpi_standard_orgs"):
+        from pipelines.reporting.summary import organisations_against_standard
+
+        data["standard_orgs"] = organisations_against_standard(con, 1)
     if exists(con, "publish", "kpi_status"):
         data["published"] = _rows(con, "select kpi_id, period, actual, status, data_trust, data_trust_reason, "
                                        "published, published_at, publication_run_id from publish.kpi_status "
@@ -316,7 +405,9 @@ def render(data: dict, generated_at: dt.datetime | None = None, known_at: dict |
     for t in targets:
         tgt.setdefault(t["kpi_id"], []).append(t)
 
-    series = {k["kpi_id"]: Series(k, by_kpi.get(k["kpi_id"], []), tgt.get(k["kpi_id"], []), published.get(k["kpi_id"]))
+    orgs = {o["kpi_id"]: o for o in data.get("standard_orgs") or []}
+    series = {k["kpi_id"]: Series(k, by_kpi.get(k["kpi_id"], []), tgt.get(k["kpi_id"], []), published.get(k["kpi_id"]),
+                                  orgs.get(k["kpi_id"]))
               for k in kpis}
     views = {kpi_id: shown(sr) for kpi_id, sr in series.items()}
     untrusted = {d["department_id"]: sum(1 for k in kpis if k["department_id"] == d["department_id"]
@@ -326,6 +417,7 @@ def render(data: dict, generated_at: dt.datetime | None = None, known_at: dict |
         f"<td class='num'>{d['kpis']}</td><td class='num'>{d['green']}</td><td class='num'>{d['amber']}</td>"
         f"<td class='num'>{d['red']}</td><td class='num'>{d['grey']}</td><td class='num'>{untrusted[d['department_id']]}</td>"
         f"<td class='num'>{d['milestones_met']}</td><td class='num'>{d['milestones_missed']}</td>"
+        f"<td class='num'>{d.get('milestones_no_data', 0)}</td>"
         f"<td class='num'>{d['milestones_at_risk']}</td><td class='num'>{d['milestones_upcoming']}</td>"
         f"<td>{'Overdue' if d['source_overdue'] else 'Up to date'}</td></tr>"
         for d in departments)
@@ -338,7 +430,7 @@ def render(data: dict, generated_at: dt.datetime | None = None, known_at: dict |
     attention_items = "".join(
         f"<li><a href='#kpi-{esc(k['kpi_id'])}'>{esc(k['kpi_name'])}</a> ({esc(dept_names.get(k['department_id'], k['department_id']))}): "
         f"<span class='badge' style='background:{COLOURS.get(views[k['kpi_id']]['status'], '#333')}'>"
-        f"{esc(STATUS_WORDS.get(views[k['kpi_id']]['status'], views[k['kpi_id']]['status']))}</span>"
+        f"{esc(status_words(views[k['kpi_id']]['status'], views[k['kpi_id']]['judged_by']))}</span>"
         f"<span class='badge' style='background:{COLOURS.get(views[k['kpi_id']]['trust'], '#333')}'>"
         f"{esc(TRUST_WORDS.get(views[k['kpi_id']]['trust'], views[k['kpi_id']]['trust']))}</span></li>"
         for k in attention)
@@ -355,8 +447,8 @@ def render(data: dict, generated_at: dt.datetime | None = None, known_at: dict |
             tiles.append(_tile(series[k["kpi_id"]], idx))
         srcs = "".join(
             f"<li id='source-{esc(src['source_id'])}'>{esc(src['source_id'])} ({esc(src['cadence'])}): latest period "
-            + (f"{src['latest_period']:%Y-%m}, " if src["latest_period"] else "none yet, ")
-            + (f"expected {src['expected_period']:%Y-%m} — " if src["expected_period"] else "— ")
+            + (f"{esc(periods.label(src['latest_period'], src['cadence']))}, " if src["latest_period"] else "none yet, ")
+            + (f"expected {esc(periods.label(src['expected_period'], src['cadence']))} — " if src["expected_period"] else "— ")
             + (f"<strong>overdue by {esc(src['periods_overdue'])} period(s)</strong>" if src["is_overdue"] else "up to date")
             + "</li>" for src in sources_by_dept.get(d["department_id"], []))
         sections.append(f"""
@@ -367,12 +459,25 @@ def render(data: dict, generated_at: dt.datetime | None = None, known_at: dict |
   {f'<ul class="meta">{srcs}</ul>' if srcs else ''}
   <div class="tiles">{''.join(tiles)}</div>
 </section>""")
-    ms_rows = "".join(
-        f"<tr id='milestone-{esc(m['milestone_id'])}'><td>{esc(m['due_date'])}</td><td>{esc(m['title'])}</td><td>{esc(m['department_id'])}</td>"
-        f"<td><span class='badge' style='background:{COLOURS.get(m['state'], '#333')}'>{esc(MILESTONE_WORDS.get(m['state'], m['state']))}</span></td>"
-        f"<td class='num'>{esc(fmt(m['latest_actual']))}</td><td class='num'>{esc(fmt(m['threshold']))}</td>"
-        f"<td class='num'>{esc(fmt(m['forecast_value']))}</td><td>{esc(m['owner_name'])}</td></tr>"
-        for m in milestones)
+    units = {k["kpi_id"]: k["unit"] for k in kpis}
+    frequencies = {k["kpi_id"]: k.get("frequency") for k in kpis}
+
+    def milestone_row(m: dict) -> str:
+        unit = units.get(m.get("kpi_id"))
+        # the value the test judged: the due date's period (in_period), else the latest
+        judged = m.get("judged_actual") if m.get("test") == "in_period" else m["latest_actual"]
+        value, (threshold, forecast) = display.figures(judged, [m["threshold"], m["forecast_value"]], unit)
+        if m["forecast_value"] is None:
+            forecast = "–"
+        test = MILESTONE_TESTS.get(m.get("test") or "by_date", "")
+        return (f"<tr id='milestone-{esc(m['milestone_id'])}'><td>{esc(m['due_date'])}</td><td>{esc(m['title'])}"
+                f"<br><span class='reason'>{esc(test)}</span></td><td>{esc(m['department_id'])}</td>"
+                f"<td><span class='badge' style='background:{COLOURS.get(m['state'], '#333')}'>"
+                f"{esc(milestone_state_text(m, frequencies.get(m.get('kpi_id'))))}</span></td>"
+                f"<td class='num'>{esc(value)}</td><td class='num'>{esc(threshold if m['threshold'] is not None else '–')}</td>"
+                f"<td class='num'>{esc(forecast)}</td><td>{esc(m['owner_name'])}</td></tr>")
+
+    ms_rows = "".join(milestone_row(m) for m in milestones)
     title = f"KPI scorecard — {settings['catalog_name']}"
     known = ""
     if known_at:
@@ -385,7 +490,8 @@ def render(data: dict, generated_at: dt.datetime | None = None, known_at: dict |
 <body>
 <header><h1>{esc(title)}</h1>
 <p class="meta">Reporting date {esc(settings['as_of'])} · generated {esc(generated_at)} UTC by kpiwatch.{known}
-Status compares each KPI's latest value with its trajectory to target; data trust says whether the
+Status compares each KPI's latest value with its trajectory to target, or with its standard (met or
+not met); data trust says whether the
 data behind it can be relied on.</p></header>
 <main>
 <section aria-labelledby="attention"><h2 id="attention">Needs attention</h2>
@@ -394,12 +500,12 @@ data behind it can be relied on.</p></header>
 <section aria-labelledby="rollup"><h2 id="rollup">Departments at a glance</h2>
 <table><thead><tr><th scope="col">Department</th><th scope="col">KPIs</th><th scope="col">On track</th>
 <th scope="col">Slipping</th><th scope="col">Off track</th><th scope="col">No data</th><th scope="col">Data not trusted</th>
-<th scope="col">Milestones met</th><th scope="col">Missed</th><th scope="col">At risk</th><th scope="col">Upcoming</th>
+<th scope="col">Milestones met</th><th scope="col">Missed</th><th scope="col">No data</th><th scope="col">At risk</th><th scope="col">Upcoming</th>
 <th scope="col">Latest submission</th></tr></thead><tbody>{roll}</tbody></table></section>
 {''.join(sections)}
 <section aria-labelledby="milestones"><h2 id="milestones">Milestone timeline</h2>
 <table><thead><tr><th scope="col">Due</th><th scope="col">Milestone</th><th scope="col">Department</th>
-<th scope="col">State</th><th scope="col">Latest</th><th scope="col">Threshold</th><th scope="col">Forecast at due date</th>
+<th scope="col">State</th><th scope="col">Value judged</th><th scope="col">Threshold</th><th scope="col">Forecast at due date</th>
 <th scope="col">Owner</th></tr></thead><tbody>{ms_rows}</tbody></table></section>
 </main></body></html>
 """

@@ -11,12 +11,34 @@ STATUS_COLUMNS = """
     data_trust_reason, owner_name, published, publication_run_id, published_at"""
 
 
+STANDARD_COLUMNS = ("judged_by", "standard_value", "band_lower", "band_upper", "standard_met", "periods_met_last_12",
+                    "periods_judged_last_12", "consecutive_misses")
+
+
+def _with_standards(con, rows: list[dict]) -> list[dict]:
+    """Each figure with its standard (met / not met, record over the last 12 periods) and what
+    judged its status, from marts.fct_kpi_progress for the same KPI and period; and the KPI's
+    frequency (for its period label)."""
+    marts = {}
+    if _exists(con, "marts", "fct_kpi_progress"):
+        marts = {(r["kpi_id"], r["period"]): r for r in _rows(
+            con, f"select kpi_id, period, {', '.join(STANDARD_COLUMNS)} from marts.fct_kpi_progress")}
+    frequencies = dict(con.execute("select kpi_id, frequency from catalog.kpis").fetchall())
+    for row in rows:
+        found = marts.get((row["kpi_id"], row["period"]), {})
+        for col in STANDARD_COLUMNS:
+            row[col] = found.get(col)
+        row["frequency"] = frequencies.get(row["kpi_id"])
+    return rows
+
+
 def kpi_status(con) -> list[dict]:
     """Every KPI's figure as published (publish.kpi_status: status and data trust with its
     reason); before the first publication, the latest period of marts.fct_kpi_progress."""
     if _exists(con, "publish", "kpi_status"):
-        return _rows(con, f"select {STATUS_COLUMNS} from publish.kpi_status order by department_id, kpi_id")
-    return _rows(con, """
+        return _with_standards(con, _rows(
+            con, f"select {STATUS_COLUMNS} from publish.kpi_status order by department_id, kpi_id"))
+    return _with_standards(con, _rows(con, """
         select k.department_id, k.kpi_id, k.name as kpi_name, k.unit, k.direction,
                p.period, p.actual, p.expected_value, p.target_value, p.target_date,
                coalesce(p.status, 'grey') as status, p.previous_status,
@@ -27,7 +49,53 @@ def kpi_status(con) -> list[dict]:
         from catalog.kpis k
         left join marts.fct_kpi_progress p on p.kpi_id = k.kpi_id and p.is_latest
         order by k.department_id, k.kpi_id
-    """)
+    """))
+
+
+def kpi_history(con, periods: int) -> dict[str, list[dict]]:
+    """The last `periods` periods of every KPI (marts.fct_kpi_progress), oldest first."""
+    out: dict[str, list[dict]] = {}
+    for r in _rows(con, """
+            select * from (
+                select kpi_id, period, period_end, actual, expected_value, target_value, target_date,
+                       status, judged_by, standard_value, band_lower, band_upper, standard_met, periods_met_last_12,
+                       periods_judged_last_12, consecutive_misses, forecast_value, forecast_status,
+                       data_trust, data_trust_reason,
+                       row_number() over (partition by kpi_id order by period desc) as recency
+                from marts.fct_kpi_progress) ranked
+            where recency <= ?
+            order by kpi_id, period""", [periods]):
+        r.pop("recency")
+        out.setdefault(r["kpi_id"], []).append(r)
+    return out
+
+
+def organisations_against_standard(con, periods: int = 1) -> list[dict]:
+    """Per KPI with a standard, for its last `periods` periods: how many organisations met the
+    standard, of how many with a value, and the organisations that did not, worst first."""
+    if not _exists(con, "marts", "fct_kpi_standard_orgs"):
+        return []
+    counts = _rows(con, """
+        select * from (
+            select s.kpi_id, k.name as kpi_name, k.unit, k.direction, k.frequency, k.department_id, s.period,
+                   s.standard_value, s.band_lower, s.band_upper, s.orgs_judged, s.orgs_met, s.orgs_not_met,
+                   row_number() over (partition by s.kpi_id order by s.period desc) as recency
+            from marts.fct_kpi_standard_orgs s join catalog.kpis k using (kpi_id)) ranked
+        where recency <= ?
+        order by department_id, kpi_id, period desc""", [periods])
+    misses: dict[tuple, list[dict]] = {}
+    for r in _rows(con, """
+            select o.kpi_id, o.period, o.org_id, o.actual, k.direction
+            from marts.fct_kpi_org_values o join catalog.kpis k using (kpi_id)
+            where o.standard_met = false"""):
+        misses.setdefault((r["kpi_id"], r["period"]), []).append(r)
+    for c in counts:
+        c.pop("recency")
+        worst = misses.get((c["kpi_id"], c["period"]), [])
+        # worst first: furthest from the standard in the KPI's good direction; ties by id
+        worst.sort(key=lambda r: (r["actual"] if c["direction"] != "lower_is_better" else -r["actual"], r["org_id"]))
+        c["not_met"] = [{"org_id": r["org_id"], "actual": r["actual"]} for r in worst]
+    return counts
 
 
 def run_summary(con, run_id: str) -> dict:
@@ -48,9 +116,11 @@ def run_summary(con, run_id: str) -> dict:
         order by case severity when 'critical' then 0 when 'warning' then 1 else 2 end, kind, kpi_id, source_id""",
         [run_id]) if _exists(con, "quality", "drift_findings") else []
     out["milestones"] = _rows(con, """
-        select milestone_id, title, department_id, kpi_id, due_date, state, latest_actual,
-               forecast_value, threshold
-        from marts.fct_milestones order by due_date, milestone_id""")
+        select m.milestone_id, m.title, m.department_id, m.kpi_id, m.test, m.due_date, m.state, m.met_how,
+               m.completed_on, m.completed_by, m.latest_actual, m.judged_period, m.judged_actual,
+               m.forecast_value, m.threshold, k.unit
+        from marts.fct_milestones m left join catalog.kpis k on k.kpi_id = m.kpi_id
+        order by m.due_date, m.milestone_id""")
     out["sources"] = _rows(con, "select * from marts.fct_source_freshness order by source_id")
     out["batches"] = _rows(con, """
         select source_id, source_file, rows_in, rows_accepted, rows_quarantined

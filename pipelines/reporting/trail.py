@@ -5,30 +5,27 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 
+from kpimodel import display
+from kpimodel import periods as period_model
 from pipelines.quality.evidence import batch_checks, contributing_rows
 from pipelines.quality.store import columns, exists
 from pipelines.warehouse import rows as _rows
-
-_MONTH = re.compile(r"^(\d{4})-(\d{1,2})(?:-01)?$")
-_QUARTER = re.compile(r"^(\d{4})-?Q([1-4])$", re.IGNORECASE)
 
 
 class TrailError(ValueError):
     pass
 
 
-def parse_period(text: str) -> dt.date:
-    """'2026-10', '2026-10-01' or '2026-Q3' -> the period's first day."""
-    text = text.strip()
-    if m := _MONTH.match(text):
-        month = int(m[2])
-        if 1 <= month <= 12:
-            return dt.date(int(m[1]), month, 1)
-    if m := _QUARTER.match(text):
-        return dt.date(int(m[1]), 3 * (int(m[2]) - 1) + 1, 1)
-    raise TrailError(f"period {text!r} is not YYYY-MM, YYYY-MM-01 or YYYY-Qn")
+def parse_period(text: str, frequency: str | None = None, fiscal_start_month: int = 4) -> dt.date:
+    """'2026-10', '2026-10-01', '2026-Q3', '2019/20 Q1', '2026-W14', '2026', '2019/20' -> the
+    period's first day (the period model shared with ingest: kpimodel/periods.py)."""
+    try:
+        return period_model.parse(text, frequency, fiscal_start_month)
+    except period_model.PeriodError as exc:
+        raise TrailError(f"period {text.strip()[:40]!r} is not a period"
+                         + (f" of this {frequency} KPI" if frequency else "")
+                         + f" ({exc.detail}; write {period_model.forms(frequency)})") from None
 
 
 def _one(con, sql: str, params=None) -> dict | None:
@@ -36,19 +33,23 @@ def _one(con, sql: str, params=None) -> dict | None:
     return rows[0] if rows else None
 
 
-def kpi_trail(con, kpi_id: str, period: dt.date) -> dict:
+def kpi_trail(con, kpi_id: str, period: dt.date | str) -> dict:
+    """The evidence of one figure; `period` a date or its text in any form of the KPI's frequency."""
     kpi = _one(con, """select kpi_id, name, department_id, source_id, unit, direction, frequency, aggregation,
-                              scale, owner_name from catalog.kpis where kpi_id = ?""", [kpi_id])
+                              scale, owner_name, fiscal_start_month from catalog.kpis where kpi_id = ?""", [kpi_id])
     if kpi is None:
         known = ", ".join(r[0] for r in con.execute("select kpi_id from catalog.kpis order by 1").fetchall())
         raise TrailError(f"unknown KPI {kpi_id!r} (known: {known})")
+    if isinstance(period, str):
+        period = parse_period(period, kpi["frequency"], kpi["fiscal_start_month"] or 4)
+    label = period_model.label(period, kpi["frequency"])
     figure = _one(con, "select * from marts.fct_kpi_progress where kpi_id = ? and period = ?", [kpi_id, period])
     if figure is None:
         periods = [r[0] for r in con.execute(
             "select period from marts.fct_kpi_progress where kpi_id = ? order by period desc nulls last limit 6", [kpi_id]).fetchall()]
-        raise TrailError(f"{kpi_id} has no figure for {period:%Y-%m}"
-                         + (f" (latest periods: {', '.join(f'{p:%Y-%m}' for p in periods)})" if periods else
-                            " (no data landed for it)"))
+        raise TrailError(f"{kpi_id} has no figure for {label}"
+                         + (f" (latest periods: {', '.join(period_model.label(p, kpi['frequency']) for p in periods)})"
+                            if periods else " (no data landed for it)"))
     rows = contributing_rows(con, [(kpi_id, period)]).get((kpi_id, period), [])
     chosen = {(r["batch_id"], r["row_number"]) for r in rows}
     revisions = [r for r in _rows(con, """
@@ -114,7 +115,7 @@ def kpi_trail(con, kpi_id: str, period: dt.date) -> dict:
         decision = _one(con, """select run_id, decided_at, published, reason from publish.decisions
                                where department_id = ? order by decided_at desc nulls last limit 1""", [kpi["department_id"]])
     return {
-        "kpi": kpi, "period": period, "figure": figure, "computation": computation(kpi, rows),
+        "kpi": kpi, "period": period, "period_label": label, "figure": figure, "computation": computation(kpi, rows),
         "rows": rows, "superseded": revisions, "batches": batches, "checks": checks,
         "quarantined": quarantined, "excluded": excluded, "drift": drift, "published": published, "current": current,
         "decision": decision,
@@ -140,6 +141,13 @@ def computation(kpi: dict, rows: list[dict]) -> str:
         return (f"ratio: {scale:g} × Σ numerator / Σ denominator over {n} organisation(s) = "
                 f"{scale:g} × {num:,.0f} / {den:,.0f} = " + (f"{value:,.4f}" if value is not None else "undefined"))
     values = [r["value"] for r in rows if r["value"] is not None]
+    if agg == "as_published":
+        whole = [r["value"] for r in rows if r.get("org_id") == "ALL" and r["value"] is not None]
+        shown = whole[0] if whole else (values[0] if len(rows) == 1 and values else None)
+        return ("as published: the figure published for the whole, used as it is (a median or percentile is "
+                "never recomputed across organisations) = " + (f"{shown:,.4f}" if shown is not None else "none published"))
+    if agg == "latest":
+        return f"stock at period end: sum of {len(values)} organisation stock(s) = {sum(values):,.4f}"
     if agg == "mean":
         return f"mean of {len(values)} organisation value(s) = {sum(values) / len(values):,.4f}" if values else "mean of no values"
     return f"sum of {len(values)} organisation value(s) = {sum(values):,.4f}"
@@ -157,11 +165,29 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def figure_line(k: dict, f: dict) -> str:
+    """The figure, its status and what it was judged against, with enough decimals never to
+    contradict the status: "94.99%, standard not met (standard 95.00%; met in 3 of the last 12
+    periods)"."""
+    unit = k["unit"] if display.is_percent(k["unit"]) else None
+    suffix = "" if unit or not k["unit"] else f" {k['unit']}"
+    actual, (expected, standard) = display.figures(f["actual"], [f["expected_value"], f.get("standard_value")], unit)
+    if f.get("judged_by") == "standard":
+        text = f"{actual}{suffix}, standard {'met' if f['standard_met'] else 'not met'} (standard {standard}{suffix}"
+    else:
+        text = (f"{actual}{suffix}, status {f['status']} (expected {expected}{suffix}, "
+                f"target {_fmt(f['target_value'])} by {f['target_date']}")
+        if f.get("standard_value") is not None:
+            text += f"; standard {standard}{suffix} {'met' if f['standard_met'] else 'not met'}"
+    if f.get("periods_judged_last_12"):
+        text += f"; met in {f['periods_met_last_12']} of the last {f['periods_judged_last_12']} periods"
+    return text + f"), forecast {f['forecast_status']}"
+
+
 def render_text(t: dict) -> str:
     k, f = t["kpi"], t["figure"]
-    out = [f"{k['kpi_id']} — {k['name']} ({k['department_id']}), period {t['period']:%Y-%m}",
-           f"  figure      {_fmt(f['actual'])} {k['unit'] or ''}, status {f['status']} (expected {_fmt(f['expected_value'])}, "
-           f"target {_fmt(f['target_value'])} by {f['target_date']}), forecast {f['forecast_status']}",
+    out = [f"{k['kpi_id']} — {k['name']} ({k['department_id']}), period {t['period_label']}",
+           "  figure      " + figure_line(k, f),
            f"  computed as {t['computation']}"]
     cur = t["current"]
     if cur is not None and cur.get("period") == t["period"]:
@@ -214,7 +240,7 @@ def render_text(t: dict) -> str:
             out.append(f"  {r['org_id']:<8} value {_fmt(r['value'])} num {_fmt(r['numerator'])} den {_fmt(r['denominator'])} "
                        f"row {r['row_number']} of {r['batch_id']} ({r['source_file']})")
     out.append("")
-    out.append(f"Quarantined rows of these batches for {k['kpi_id']} {t['period']:%Y-%m}: {len(t['quarantined']) or 'none'}")
+    out.append(f"Quarantined rows of these batches for {k['kpi_id']} {t['period_label']}: {len(t['quarantined']) or 'none'}")
     for q in t["quarantined"][:SHOWN_ROWS]:
         at = f" ({q['cell']})" if q.get("cell") else ""
         out.append(f"  row {q['row_number']}{at} of {q['batch_id']}: {q['reason']} — {q['detail']}; record {q['record']}")

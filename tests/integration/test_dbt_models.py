@@ -45,13 +45,16 @@ create table catalog.kpis (
     kpi_id varchar, name varchar, department_id varchar, source_id varchar,
     owner_name varchar, owner_slack varchar, unit varchar, direction varchar,
     frequency varchar, aggregation varchar, scale double, tolerance double,
-    trajectory varchar, methodology varchar, tags varchar, targets_from varchar);
+    trajectory varchar, methodology varchar, tags varchar, targets_from varchar,
+    fiscal_start_month integer, year_to_date varchar);
 create table catalog.targets (
     kpi_id varchar, point_type varchar, value double, point_date date, effective_from date);
+create table catalog.standards (
+    kpi_id varchar, value double, effective_from date, lower_value double, upper_value double);
 create table catalog.milestones (
     milestone_id varchar, title varchar, department_id varchar, kpi_id varchar,
     threshold double, due_date date, owner_name varchar, owner_slack varchar,
-    completed_on date);
+    completed_on date, test varchar, from_date date, completed_by varchar);
 create table raw.batches (
     batch_id varchar, source_id varchar, department_id varchar, source_file varchar,
     source_sha256 varchar, source_query varchar, rows_in integer, rows_accepted integer,
@@ -123,7 +126,7 @@ def build_warehouse(path: Path) -> None:
                 ("health_waits", "health", "sql", "select ...", "quarterly", 45),
             ],
         )
-        kpi = "insert into catalog.kpis values (?, ?, ?, ?, 'Owner', 'U0OWN', ?, ?, ?, ?, ?, ?, ?, 'm', ?, null)"
+        kpi = "insert into catalog.kpis values (?, ?, ?, ?, 'Owner', 'U0OWN', ?, ?, ?, ?, ?, ?, ?, 'm', ?, null, null, null)"
         con.executemany(
             kpi,
             [
@@ -154,8 +157,13 @@ def build_warehouse(path: Path) -> None:
                 ("wait_days", "target", 40.0, date(2026, 12, 31), None),
             ],
         )
+        # a standard beside ontime_rate's trajectory, with a dated change
         con.executemany(
-            "insert into catalog.milestones values (?, ?, ?, ?, ?, ?, 'Owner', 'U0OWN', ?)",
+            "insert into catalog.standards values (?, ?, ?, null, null)",
+            [("ontime_rate", 85.0, date(2026, 1, 1)), ("ontime_rate", 87.0, date(2026, 6, 1))],
+        )
+        con.executemany(
+            "insert into catalog.milestones values (?, ?, ?, ?, ?, ?, 'Owner', 'U0OWN', ?, 'by_date', null, null)",
             [
                 ("m_ontime_85", "On-time 85% by June", "transport", "ontime_rate", 85.0,
                  date(2026, 6, 30), None),
@@ -315,7 +323,7 @@ def test_dbt_build_passes_models_unit_tests_and_data_tests(built):
         k: s for k, s in statuses.items() if s not in ("success", "pass")
     }
     kinds = [uid.split(".")[0] for uid in statuses]
-    assert kinds.count("model") == 25
+    assert kinds.count("model") == 29
     assert kinds.count("unit_test") >= 15  # every formula has its given/expect rows
     assert kinds.count("test") >= 100
 
@@ -384,6 +392,25 @@ def test_kpi_progress(built):
 
 
 @pytest.mark.slow
+def test_standard_beside_a_trajectory(built):
+    _, warehouse, _ = built
+    progress = {
+        r["period"]: r
+        for r in rows(warehouse, "select * from marts.fct_kpi_progress where kpi_id = 'ontime_rate'")
+    }
+    # 85 from January, 87 from June: May's 85.8 meets 85, June's 86.8 misses 87
+    met = {p.month: (r["standard_value"], r["standard_met"]) for p, r in progress.items()}
+    assert met == {1: (85, False), 2: (85, False), 3: (85, False), 4: (85, False), 5: (85, True),
+                   6: (87, False), 7: (87, True), 8: (87, True), 9: (87, False)}
+    september = progress[date(2026, 9, 1)]
+    assert (september["periods_met_last_12"], september["periods_judged_last_12"]) == (3, 9)
+    assert september["consecutive_misses"] == 1
+    assert progress[date(2026, 4, 1)]["consecutive_misses"] == 4
+    # the trajectory still judges the status; the standard is kept beside it
+    assert {r["judged_by"] for r in progress.values()} == {"trajectory"}
+
+
+@pytest.mark.slow
 def test_milestones(built):
     _, warehouse, _ = built
     milestones = by_key(warehouse, "marts.fct_milestones", "milestone_id")
@@ -398,6 +425,8 @@ def test_milestones(built):
     assert milestones["m_ontime_93"]["latest_period"] == date(2026, 9, 1)
     assert milestones["m_wait_30"]["state"] == "met"
     assert milestones["m_wait_30"]["met_period"] is None
+    assert milestones["m_wait_30"]["met_how"] == "manual"  # never reached by the data
+    assert milestones["m_ontime_85"]["met_how"] == "data"
 
 
 @pytest.mark.slow

@@ -162,6 +162,12 @@ def test_explain_traces_the_red_kpi_to_its_source_rows(runs):
     assert sorted(r["row_number"] for r in as_json["rows"]) == wanted
     bad = cli("explain", "rtt_18_weeks", "2031-01", "--warehouse", str(wh))
     assert bad.returncode == 2 and "has no figure for 2031-01" in bad.stderr
+    # periods in the KPI's own frequency, labelled as such (one period model with ingest)
+    quarter = cli("explain", "employment_rate", "2026-Q3", "--warehouse", str(wh))
+    assert quarter.returncode == 0, quarter.stderr
+    assert "period 2026-Q3" in quarter.stdout
+    week = cli("explain", "rtt_18_weeks", "2026-W14", "--warehouse", str(wh))
+    assert week.returncode == 2 and "not a period of this monthly KPI" in week.stderr
 
 
 def test_status_shows_trust_beside_status_with_the_reason(runs):

@@ -220,7 +220,7 @@ def test_routing_tree_receivers_and_escalation_are_validated(tmp_path):
         "route.routes[1].receiver: unknown receiver 'ghosts' (known: both, department, department_head, fallback, odd, owner)",
         "rules[0].escalate.after: must be a positive duration (e.g. 3d)",
         "rules[0].escalate.receiver: unknown receiver 'boss' (known: both, department, department_head, fallback, odd, owner)",
-        "rules[0].escalate.states[0]: 'late' is not one of ['met', 'missed', 'at_risk', 'upcoming']",
+        "rules[0].escalate.states[0]: 'late' is not one of ['met', 'missed', 'no_data', 'at_risk', 'upcoming']",
         "rules[1].escalate.states: this kind has no states to escalate on; remove 'states'",
         "rules[2].escalate: 'after' is a required property",
     ]

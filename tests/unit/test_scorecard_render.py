@@ -98,3 +98,30 @@ def test_snapshot_round_trip_and_as_of_choice(tmp_path):
     assert kept["run_id"] == "run-july" and got == data
     with pytest.raises(NoSnapshot, match=r"on or before 2026-06-01 \(the first is 2026-06-15\)"):
         snapshot_as_of(con, dt.date(2026, 6, 1))
+
+
+def test_standard_band_organisations_and_manual_milestones_in_words():
+    # A standard-judged KPI: "Standard not met" (never "Off track"), figures with enough
+    # decimals to show the miss, changes in pp, organisations N of M (escaped), a milestone met
+    # by hand said as such.
+    data = _data()
+    for i, p in enumerate(data["points"]):
+        p.update(expected_value=None, target_value=None, target_date=None, forecast_value=None,
+                 forecast_status="unknown", judged_by="standard", standard_value=95.0,
+                 standard_met=False, status="red", periods_met_last_12=0, periods_judged_last_12=i + 1,
+                 consecutive_misses=i + 1, actual=93.0 + i * 0.398)
+    data["published"] = []
+    data["standard_orgs"] = [{"kpi_id": "k1", "period": dt.date(2026, 6, 1), "standard_value": 95.0,
+                              "orgs_judged": 3, "orgs_met": 1, "orgs_not_met": 2,
+                              "not_met": [{"org_id": "<R1>", "actual": 80.0}, {"org_id": "R2", "actual": 94.999}]}]
+    data["milestones"][0].update(state="met", met_how="manual", completed_on=dt.date(2026, 6, 2),
+                                 completed_by="Jo <Lead>", test="manual")
+    page = render(data, dt.datetime(2026, 7, 15, 8, 0))
+    text = html.unescape(re.sub(r"<[^>]+>", " ", page))
+    tile = html.unescape(re.sub(r"<[^>]+>", " ", page[page.index('id="kpi-k1"'):page.index("</article>")]))
+    assert "Standard not met" in tile and "Off track" not in tile
+    assert "94.99%" in text and "95.00%" in text  # 94.99 against 95, never "95.0% | 95.0%"
+    assert "+0.4 pp on" in text
+    assert "1 of 3 organisations met the standard in Jun 2026; not met, worst first: <R1> 80.0%, R2 94.999%" in text
+    assert "&lt;R1&gt;" in page
+    assert "Met manually on 02 Jun 2026, by Jo <Lead>" in text

@@ -76,6 +76,7 @@ joined as (
         coalesce(freshness.is_overdue, false) as source_overdue,
         freshness.latest_period as source_latest_period,
         freshness.expected_period as source_expected_period,
+        freshness.cadence as source_cadence,
         row_number() over (partition by kpi_values.kpi_id order by kpi_values.period desc) = 1
             as is_latest
     from kpi_values
@@ -106,8 +107,8 @@ final as (
                 then 'critical quality check failed on batch ' || failed_on
             when is_latest and source_overdue
                 then 'source ' || source_id || ' overdue: latest period '
-                    || coalesce({{ kpiwatch.year_month('source_latest_period') }}, 'none')
-                    || ', expected ' || {{ kpiwatch.year_month('source_expected_period') }}
+                    || coalesce({{ kpiwatch.period_label('source_latest_period', 'source_cadence') }}, 'none')
+                    || ', expected ' || {{ kpiwatch.period_label('source_expected_period', 'source_cadence') }}
             when is_latest then 'all critical checks passed, source up to date'
             else 'all critical checks passed'
         end as data_trust_reason

@@ -4,6 +4,9 @@
 -- periods are needed, otherwise the forecast is unknown. The line is evaluated at the row's
 -- target_date; trend_slope / trend_intercept are kept so milestones can evaluate it at their
 -- due date. will_miss = the forecast is worse than the target value in the KPI's direction.
+-- No forecast to a deadline already reached: when the row's target_date is on or before the
+-- period's end (past the last target, or a KPI judged by its standard alone) the forecast is
+-- unknown, never a line drawn back into the past.
 
 with
 
@@ -57,10 +60,12 @@ forecasts as (
     select
         *,
         -- rounded: the intercept sits at 1970-01-01, so the sum carries float noise
-        {{ kpiwatch.round_double(
-            "trend_intercept + trend_slope * " ~ kpiwatch.days_between("date '1970-01-01'", 'target_date'),
-            6
-        ) }} as forecast_value
+        case when target_date > period_end then
+            {{ kpiwatch.round_double(
+                "trend_intercept + trend_slope * " ~ kpiwatch.days_between("date '1970-01-01'", 'target_date'),
+                6
+            ) }}
+        end as forecast_value
     from trends
 
 ),

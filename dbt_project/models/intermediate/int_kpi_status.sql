@@ -1,7 +1,14 @@
--- Status of each KPI x period against its trajectory (docs/kpi-model.md, "Status").
+-- Status of each KPI x period (docs/kpi-model.md, "Status").
+-- Against its trajectory, where it has an expected value (judged_by = 'trajectory'):
 --   performance_gap = actual - expected (higher_is_better) or expected - actual (lower_is_better)
---   grey: no actual or no expected value; green: gap >= 0;
---   amber: -tolerance <= gap < 0; red: gap < -tolerance.
+--   green: gap >= 0; amber: -tolerance <= gap < 0; red: gap < -tolerance.
+-- Otherwise against its standing standard (judged_by = 'standard', int_kpi_standards): green
+-- when the standard is met, red when it is not (a standard has no amber band).
+-- A within_range KPI is judged against its band (judged_by = 'band'): green inside it, amber
+-- up to `tolerance` outside it, red beyond.
+-- grey: no actual, or neither an expected value nor a standard.
+-- The standard's columns are kept on every row, also when the trajectory judges the status
+-- (a recovery trajectory beside the standard).
 -- Gaps are rounded to 9 decimals so that a gap exactly on the tolerance edge is not pushed
 -- to red (or a zero gap to amber) by floating-point noise from the linear interpolation.
 
@@ -13,10 +20,25 @@ trajectory as (
 
 ),
 
+standards as (
+
+    select * from {{ ref('int_kpi_standards') }}
+
+),
+
 gaps as (
 
     select
-        *,
+        trajectory.*,
+        standards.standard_value,
+        standards.band_lower,
+        standards.band_upper,
+        standards.band_distance,
+        standards.standard_effective_from,
+        standards.standard_met,
+        standards.periods_met_last_12,
+        standards.periods_judged_last_12,
+        standards.consecutive_misses,
         {{ kpiwatch.round_double('actual - expected_value', 9) }} as gap,
         {{ kpiwatch.round_double(
             "case
@@ -26,6 +48,9 @@ gaps as (
             9
         ) }} as performance_gap
     from trajectory
+    left join standards
+        on trajectory.kpi_id = standards.kpi_id
+        and trajectory.period = standards.period
 
 ),
 
@@ -34,11 +59,19 @@ statuses as (
     select
         *,
         case
-            when performance_gap is null then 'grey'
-            when performance_gap >= 0 then 'green'
-            when performance_gap >= -tolerance then 'amber'
-            else 'red'
-        end as status
+            when performance_gap is not null and performance_gap >= 0 then 'green'
+            when performance_gap is not null and performance_gap >= -tolerance then 'amber'
+            when performance_gap is not null then 'red'
+            when standard_met then 'green'
+            when band_distance <= tolerance then 'amber'
+            when not standard_met then 'red'
+            else 'grey'
+        end as status,
+        case
+            when performance_gap is not null then 'trajectory'
+            when band_distance is not null then 'band'
+            when standard_met is not null then 'standard'
+        end as judged_by
     from gaps
 
 ),

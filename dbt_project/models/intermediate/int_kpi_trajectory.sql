@@ -29,6 +29,12 @@ kpis as (
 
 ),
 
+ytd_targets as (
+
+    select * from {{ ref('int_kpi_ytd_targets') }}
+
+),
+
 baselines as (
 
     select kpi_id, anchor_date as baseline_date, anchor_value as baseline_value
@@ -91,18 +97,23 @@ expected as (
         baselines.baseline_date,
         case
             when kpis.targets_from = 'source' then kpi_values.period_target
+            when ytd_targets.annual_target is not null then ytd_targets.annual_target
             when segments.next_anchor_date is not null then segments.next_anchor_value
             when segments.anchor_type = 'target' then segments.anchor_value
         end as target_value,
         case
             when kpis.targets_from = 'source' then
                 case when kpi_values.period_target is not null then kpi_values.period_end end
+            when ytd_targets.annual_target is not null then ytd_targets.annual_target_date
             when segments.next_anchor_date is not null then segments.next_anchor_date
             when segments.anchor_type = 'target' then segments.anchor_date
         end as target_date,
         case
             when kpis.targets_from = 'source'
                 then kpi_values.period_target
+            -- a year-to-date KPI: its share of the year's target so far (int_kpi_ytd_targets)
+            when kpis.year_to_date = 'computed'
+                then ytd_targets.ytd_expected
             -- past the last target: hold its value
             when segments.next_anchor_date is null and segments.anchor_type = 'target'
                 then segments.anchor_value
@@ -128,6 +139,9 @@ expected as (
     left join segments
         on kpi_values.kpi_id = segments.kpi_id
         and kpi_values.period = segments.period
+    left join ytd_targets
+        on kpi_values.kpi_id = ytd_targets.kpi_id
+        and kpi_values.period = ytd_targets.period
 
 ),
 

@@ -1,8 +1,9 @@
 -- Freshness of each catalog source (docs/kpi-model.md, "Source freshness").
 -- A period is due lag_days after it ends, so the expected latest period is the latest period
 -- (by the source's cadence) with period_end + lag_days <= as_of, i.e. the period that ends
--- on or before as_of - lag_days: truncate (as_of - lag_days + 1 day) to the month / quarter
--- and step back one period. A source whose latest landed period is before that is overdue;
+-- on or before as_of - lag_days: truncate (as_of - lag_days + 1 day) to the cadence's period
+-- (ISO week, month, quarter, year, or fiscal year starting in its KPIs' start month) and step
+-- back one period. A source whose latest landed period is before that is overdue;
 -- periods_overdue counts the missing periods (null when nothing has ever landed).
 
 with
@@ -31,6 +32,12 @@ settings as (
 
 ),
 
+kpis as (
+
+    select * from {{ ref('stg_catalog__kpis') }}
+
+),
+
 landed as (
 
     select source_id, max(period) as latest_period
@@ -47,7 +54,16 @@ loads as (
 
 ),
 
-expected as (
+-- the year start of each fiscal-year source: its KPIs' (they share one source, so one year)
+year_starts as (
+
+    select source_id, min(fiscal_start_month) as fiscal_start_month
+    from kpis
+    group by source_id
+
+),
+
+cutoffs as (
 
     select
         sources.source_id,
@@ -55,24 +71,36 @@ expected as (
         sources.cadence,
         coalesce(sources.lag_days, 0) as lag_days,
         settings.as_of_date,
-        case
-            when sources.cadence = 'quarterly' then cast(
-                date_trunc(
-                    'quarter',
-                    cast(settings.as_of_date - coalesce(sources.lag_days, 0) + 1 as timestamp)
-                )
-                - interval '3 month' as date
-            )
-            else cast(
-                date_trunc(
-                    'month',
-                    cast(settings.as_of_date - coalesce(sources.lag_days, 0) + 1 as timestamp)
-                )
-                - interval '1 month' as date
-            )
-        end as expected_period
+        coalesce(year_starts.fiscal_start_month, 4) as fiscal_start_month,
+        -- the latest period ending on or before this day is the one expected by as_of
+        cast(settings.as_of_date - coalesce(sources.lag_days, 0) + 1 as timestamp) as cutoff
     from sources
     cross join settings
+    left join year_starts
+        on sources.source_id = year_starts.source_id
+
+),
+
+expected as (
+
+    select
+        source_id,
+        department_id,
+        cadence,
+        lag_days,
+        as_of_date,
+        case cadence
+            when 'weekly' then cast(date_trunc('week', cutoff) - interval '7 day' as date)
+            when 'quarterly' then cast(date_trunc('quarter', cutoff) - interval '3 month' as date)
+            when 'annual' then cast(date_trunc('year', cutoff) - interval '1 year' as date)
+            when 'fiscal_year' then cast(
+                date_trunc('year', cutoff - (fiscal_start_month - 1) * interval '1 month')
+                + (fiscal_start_month - 1) * interval '1 month'
+                - interval '1 year' as date
+            )
+            else cast(date_trunc('month', cutoff) - interval '1 month' as date)
+        end as expected_period
+    from cutoffs
 
 ),
 
@@ -90,10 +118,16 @@ final as (
             -- greatest() ignores nulls: keep "nothing landed" unknown rather than 0
             when landed.latest_period is not null then cast(
                 greatest(
-                    {{ kpiwatch.integer_divide(
-                        kpiwatch.months_between('landed.latest_period', 'expected.expected_period'),
-                        "case when expected.cadence = 'quarterly' then 3 else 1 end"
-                    ) }},
+                    case expected.cadence
+                        when 'weekly' then {{ kpiwatch.integer_divide(
+                            kpiwatch.days_between('landed.latest_period', 'expected.expected_period'), '7'
+                        ) }}
+                        else {{ kpiwatch.integer_divide(
+                            kpiwatch.months_between('landed.latest_period', 'expected.expected_period'),
+                            "case expected.cadence when 'quarterly' then 3 when 'annual' then 12
+                                when 'fiscal_year' then 12 else 1 end"
+                        ) }}
+                    end,
                     0
                 ) as integer
             )

@@ -60,6 +60,7 @@ milestone_counts as (
         department_id,
         count(*) filter (where state = 'met') as milestones_met,
         count(*) filter (where state = 'missed') as milestones_missed,
+        count(*) filter (where state = 'no_data') as milestones_no_data,
         count(*) filter (where state = 'at_risk') as milestones_at_risk,
         count(*) filter (where state = 'upcoming') as milestones_upcoming
     from milestones
@@ -88,6 +89,7 @@ final as (
         cast(coalesce(kpi_counts.untrusted, 0) as integer) as untrusted,
         cast(coalesce(milestone_counts.milestones_met, 0) as integer) as milestones_met,
         cast(coalesce(milestone_counts.milestones_missed, 0) as integer) as milestones_missed,
+        cast(coalesce(milestone_counts.milestones_no_data, 0) as integer) as milestones_no_data,
         cast(coalesce(milestone_counts.milestones_at_risk, 0) as integer) as milestones_at_risk,
         cast(coalesce(milestone_counts.milestones_upcoming, 0) as integer)
             as milestones_upcoming,

@@ -1,7 +1,10 @@
 -- Each KPI per organisation and period (e.g. an NHS provider), beside the KPI's expected
 -- value. A compound organisation id "ORG|PART" (e.g. provider|department type) rolls up to
 -- ORG. Ratios are recomputed from the organisation's summed parts, never averaged; status uses
--- the same rule as fct_kpi_progress (docs/kpi-model.md, "Status").
+-- the same rule as fct_kpi_progress (docs/kpi-model.md, "Status"): against the trajectory
+-- where the KPI has an expected value, otherwise against the standard in effect for the
+-- period (standard_met; green when met, red when not), else grey. fct_kpi_standard_orgs
+-- counts the organisations that met the standard.
 
 with
 
@@ -20,6 +23,12 @@ kpis as (
 trajectory as (
 
     select * from {{ ref('int_kpi_trajectory') }}
+
+),
+
+standards as (
+
+    select * from {{ ref('int_kpi_standards') }}
 
 ),
 
@@ -54,8 +63,12 @@ valued as (
         *,
         case aggregation
             when 'sum' then sum_value
+            when 'latest' then sum_value
             when 'mean' then mean_value
             when 'ratio' then scale * numerator / nullif(denominator, 0)
+            -- a published median or percentile: the organisation's own figure, never recombined
+            -- from its parts
+            when 'as_published' then case when rows_combined = 1 then sum_value end
         end as actual
     from per_org
 
@@ -73,6 +86,30 @@ gaps as (
         valued.rows_combined,
         trajectory.expected_value,
         trajectory.tolerance,
+        standards.standard_value,
+        standards.band_lower,
+        standards.band_upper,
+        case
+            when valued.actual is null then null
+            when standards.band_lower is not null then
+                {{ kpiwatch.round_double('valued.actual - standards.band_lower', 9) }} >= 0
+                and {{ kpiwatch.round_double('standards.band_upper - valued.actual', 9) }} >= 0
+            when standards.standard_value is null then null
+            else {{ kpiwatch.round_double(
+                "case trajectory.direction
+                    when 'lower_is_better' then standards.standard_value - valued.actual
+                    else valued.actual - standards.standard_value
+                end",
+                9
+            ) }} >= 0
+        end as standard_met,
+        case when standards.band_lower is not null and valued.actual is not null then
+            greatest(
+                {{ kpiwatch.round_double('standards.band_lower - valued.actual', 9) }},
+                {{ kpiwatch.round_double('valued.actual - standards.band_upper', 9) }},
+                cast(0 as double precision)
+            )
+        end as band_distance,
         {{ kpiwatch.round_double(
             "case trajectory.direction
                 when 'lower_is_better' then trajectory.expected_value - valued.actual
@@ -84,6 +121,9 @@ gaps as (
     left join trajectory
         on valued.kpi_id = trajectory.kpi_id
         and valued.period = trajectory.period
+    left join standards
+        on valued.kpi_id = standards.kpi_id
+        and valued.period = standards.period
 
 ),
 
@@ -99,11 +139,19 @@ final as (
         rows_combined,
         expected_value,
         performance_gap,
+        standard_value,
+        band_lower,
+        band_upper,
+        standard_met,
         case
-            when actual is null or expected_value is null then 'grey'
-            when performance_gap >= 0 then 'green'
-            when performance_gap >= -tolerance then 'amber'
-            else 'red'
+            when actual is null then 'grey'
+            when expected_value is not null and performance_gap >= 0 then 'green'
+            when expected_value is not null and performance_gap >= -tolerance then 'amber'
+            when expected_value is not null then 'red'
+            when standard_met then 'green'
+            when band_distance <= tolerance then 'amber'
+            when not standard_met then 'red'
+            else 'grey'
         end as status
     from gaps
 

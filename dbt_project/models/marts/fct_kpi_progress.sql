@@ -1,5 +1,5 @@
--- One row per KPI x period that has an actual: value, trajectory, status, forecast and data
--- trust. The formulas live in the intermediate models (int_kpi_*), each with unit tests.
+-- One row per KPI x period that has an actual: value, trajectory, standard, status, forecast
+-- and data trust. The formulas live in the intermediate models (int_kpi_*), each with unit tests.
 
 with
 
@@ -47,6 +47,15 @@ final as (
         statuses.gap,
         statuses.performance_gap,
         statuses.status,
+        statuses.judged_by,
+        statuses.standard_value,
+        statuses.band_lower,
+        statuses.band_upper,
+        statuses.standard_effective_from,
+        statuses.standard_met,
+        statuses.periods_met_last_12,
+        statuses.periods_judged_last_12,
+        statuses.consecutive_misses,
         statuses.previous_status,
         statuses.is_latest,
         forecasts.forecast_value,

@@ -24,7 +24,9 @@ final as (
         cast(trajectory as varchar) as trajectory,
         cast(methodology as varchar) as methodology,
         cast(tags as varchar) as tags,
-        cast(coalesce(targets_from, 'catalog') as varchar) as targets_from
+        cast(coalesce(targets_from, 'catalog') as varchar) as targets_from,
+        cast(coalesce(fiscal_start_month, 1) as integer) as fiscal_start_month,
+        cast(year_to_date as varchar) as year_to_date
     from source
 
 )

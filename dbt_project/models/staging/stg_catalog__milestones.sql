@@ -17,7 +17,10 @@ final as (
         cast(due_date as date) as due_date,
         cast(owner_name as varchar) as owner_name,
         cast(owner_slack as varchar) as owner_slack,
-        cast(completed_on as date) as completed_on
+        cast(completed_on as date) as completed_on,
+        cast(coalesce(test, 'by_date') as varchar) as test,
+        cast(from_date as date) as from_date,
+        cast(completed_by as varchar) as completed_by
     from source
 
 )
