@@ -25,6 +25,7 @@ _MONTH_NAMES = ["january", "february", "march", "april", "may", "june", "july", 
                 "september", "october", "november", "december"]
 _MONTHS = {**{m: i for i, m in enumerate(_MONTH_NAMES, start=1)},
            **{m[:3]: i for i, m in enumerate(_MONTH_NAMES, start=1)}, "sept": 9}
+MONTH_NUMBERS = _MONTHS  # month names and abbreviations (lower case) -> 1..12, for the readers
 
 _MONTH = re.compile(r"^(\d{4})-(\d{1,2})$")
 _DAY = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ][0-9:.]+)?$")

@@ -15,7 +15,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
-from pipelines.ingest.parsing import _MONTHS, _text
+from kpimodel.periods import MONTH_NUMBERS as _MONTHS
+from pipelines.ingest.parsing import _text
 from pipelines.ingest.readers import RawBatch, column_letter
 
 # The record key a batch-level period is placed under, so that the mapping reads it like a column.
