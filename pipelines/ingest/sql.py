@@ -32,7 +32,8 @@ def sql_statement(source: dict, watermark: str | None, ncolumns: int | None = No
     import sqlalchemy as sa
 
     if "query" in source:
-        base = sa.text(source["query"]).bindparams(**source.get("params", {}))
+        # Read as a subquery (to be ordered), where a closing ";" would be a syntax error.
+        base = sa.text(source["query"].rstrip().rstrip(";")).bindparams(**source.get("params", {}))
         stmt = sa.select(sa.text("*")).select_from(base.columns().subquery("q"))
         wm_col = sa.column(source["watermark_column"]) if "watermark_column" in source else None
     else:

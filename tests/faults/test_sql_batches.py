@@ -127,3 +127,29 @@ def test_a_large_sql_source_lands_in_bounded_batches_and_resumes_without_doublin
           f"{peak_whole / 1024:.0f} MB as one batch")
     # The whole result held at once costs about 1.9 KB a row; batches of a sixth of it, far less.
     assert peak_batched < peak_whole - 40 * 1024, (peak_batched, peak_whole)
+
+
+def test_a_watermark_value_is_never_split_between_batches(tmp_path):
+    # The next run reads above the last landed watermark: a value split over two batches, with
+    # the run killed between them, would lose the rest of it.
+    import sqlite3
+
+    from pipelines.ingest.sql import read_sql_batches
+
+    with sqlite3.connect(tmp_path / "src.sqlite") as con:
+        con.execute("create table t (kpi text, month text, v int, x int)")
+        con.executemany("insert into t values (?, ?, ?, ?)", [("k", f"2020-{i % 12 + 1:02d}", i, i % 3) for i in range(25)])
+    src = {"id": "s", "kind": "sql", "sqlite_path": "src.sqlite", "query": "select * from t where v >= :lo;",
+           "params": {"lo": 0}, "watermark_column": "x", "batch_rows": 10}
+    batches = list(read_sql_batches(src, tmp_path, {}, set()))
+    assert [(len(b.records), b.watermark) for b in batches] == [(17, "1"), (8, "2")]  # x=0: 9 rows, x=1: 8, x=2: 8
+    assert batches[1].query.endswith("-- rows 18-25 of the ordered result")
+    # Resumed above the first batch's watermark: exactly the second batch's rows.
+    [rest] = read_sql_batches(src, tmp_path, {}, set(), watermark="1")
+    assert rest.records == batches[1].records
+    # Without a watermark: batches of exactly 10, the same ones on every read.
+    del src["watermark_column"]
+    first = [(b.sha256, len(b.records)) for b in read_sql_batches(src, tmp_path, {}, set())]
+    assert [n for _, n in first] == [10, 10, 5] and first == [(b.sha256, len(b.records)) for b in
+                                                              read_sql_batches(src, tmp_path, {}, set())]
+    assert list(read_sql_batches(src, tmp_path, {}, {sha for sha, _ in first})) == []
