@@ -1,6 +1,6 @@
 """How a real `kpiwatch run` ends, for a scheduler (README, "Exit codes"):
 
-- stopped by SIGTERM while dbt builds: exit 130 in one line, and no child process left behind
+- stopped by SIGTERM (or SIGINT) while dbt builds: exit 130 in one line, and no child process left behind
   (the `dbt build` it started is gone too); the warehouse is free again at once;
 - alerts that could not be delivered (Slack rejecting the bot token, the local Slack stand-in):
   the data run succeeds, the alerts are held in the outbox, exit 4 with one line saying so; the
@@ -35,7 +35,8 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def test_a_run_stopped_by_sigterm_leaves_no_child_process(tmp_path, demo_data):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stopped_run_leaves_no_child_process(tmp_path, demo_data, signum):
     data, wh = tmp_path / "data", tmp_path / "wh" / "kpiwatch.duckdb"
     shutil.copytree(demo_data, data)
     env = clean_env()
@@ -54,7 +55,7 @@ def test_a_run_stopped_by_sigterm_leaves_no_child_process(tmp_path, demo_data):
         assert dbt, "no dbt build process seen: " + "".join(seen)
         children = descendants(run.pid)
         stopped_at = time.monotonic()
-        run.send_signal(signal.SIGTERM)
+        run.send_signal(signum)  # to the run's process only, as a scheduler does
         rest = run.stdout.read()
         run.wait(timeout=60)
         took = time.monotonic() - stopped_at
