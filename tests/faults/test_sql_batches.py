@@ -12,7 +12,7 @@ DuckDB, each ingest in its own process under GNU time):
 """
 from __future__ import annotations
 
-import subprocess
+import os
 import sys
 import uuid
 
@@ -83,8 +83,6 @@ def big_source(tmp_path_factory):
 
 
 def _ingest(s, catalog: str, wh, run_id: str, kill_after: int = 0):
-    import os
-
     from tests.conftest import PROJECT_ROOT
 
     env = {**os.environ, **s["env"]}
