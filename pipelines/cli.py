@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -28,6 +29,11 @@ err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() el
 
 # Exit codes a scheduler can act on (documented in the README).
 EXIT_OK, EXIT_RUN_FAILED, EXIT_CONFIG, EXIT_BUSY = 0, 1, 2, 3
+# The data run succeeded, but alerts could not be delivered (Slack down, a rejected token): they
+# are held in the outbox and go out with the next run that reaches Slack.
+EXIT_ALERTS_HELD = 5  # 4 is a source that read none of its new files (cli_ingest)
+# The run was stopped by SIGTERM or SIGINT (128 + SIGINT, as a shell reports Ctrl-C).
+EXIT_STOPPED = 130
 
 STATUS_STYLE = {"green": "green", "amber": "yellow", "red": "red", "grey": "dim"}
 TRUST_STYLE = {"trusted": "green", "stale": "yellow", "failed_checks": "red", "anomalous": "magenta"}
@@ -260,11 +266,22 @@ def run(
             out.print(f"kpiwatch run: catalog {s.catalog_dir}, data {s.data_dir}, warehouse {where}", soft_wrap=True)
         run_log = s.warehouse.parent / "logs" / "last_run.log"
         run_log.parent.mkdir(parents=True, exist_ok=True)
-        with dg.DagsterInstance.get() as instance, run_log.open("w") as log_fh, contextlib.redirect_stdout(log_fh):
+        from pipelines.shutdown import stoppable
+
+        result = None
+        # A SIGTERM or Ctrl-C stops the run and leaves no child process (dbt) behind.
+        with stoppable() as stopped, dg.DagsterInstance.get() as instance, run_log.open("w") as log_fh, \
+                contextlib.redirect_stdout(log_fh):
             # Dagster only uses a job's own loggers when the run config names them.
             result = job.execute_in_process(instance=instance, raise_on_error=False,
                                             run_config={"loggers": {"console": {}}})
     elapsed = time.monotonic() - t0
+    if stopped or result is None or _interrupted(result):
+        # Dagster takes SIGTERM as SIGINT while the graph runs, so which one came is not always known.
+        how = signal.Signals(stopped[0]).name if stopped else "a signal (SIGTERM or Ctrl-C)"
+        err.print(f"[red]run stopped[/] by {how} after {elapsed:.0f}s; no child process left running "
+                  "(what was landed stays; the next run goes on from there)")
+        raise typer.Exit(EXIT_STOPPED)
     try:
         _print_summary(s, result.run_id)
     except WarehouseBusy as exc:
@@ -289,8 +306,45 @@ def run(
         out.print(f"Audit report: {reports / 'audit-report.html'}  (GX Data Docs: {reports / 'data_docs' / 'index.html'})", soft_wrap=True)
     for line in unread:
         err.print(f"[red]error:[/] {escape(line)}", soft_wrap=True)
-    if unread:
+    undelivered = _undelivered_alerts(s, result.run_id)
+    if undelivered:
+        err.print(f"[yellow]alerts held:[/] {escape(one_line(undelivered, None))}")
+    if unread:  # a source that read nothing outranks held alerts: its data is missing
         raise typer.Exit(cli_ingest.EXIT_NOTHING_READ)
+    if undelivered:
+        raise typer.Exit(EXIT_ALERTS_HELD)
+
+
+def _interrupted(result) -> bool:
+    """Did a step of the run end because the run was interrupted (SIGTERM, SIGINT)?"""
+    for e in result.all_events:
+        if e.event_type_value == "STEP_FAILURE":
+            error = getattr(e.event_specific_data, "error", None)
+            if error is not None and error.cls_name in ("DagsterExecutionInterruptedError", "KeyboardInterrupt"):
+                return True
+    return False
+
+
+def _undelivered_alerts(s: Settings, run_id: str) -> str | None:
+    """After a successful run: a line saying which alert messages did not reach their channel
+    (left pending or sending in the outbox for the next run, or given up by this run), else None."""
+    from pipelines.warehouse import connect
+
+    try:
+        with connect(s.warehouse, read_only=True) as con:
+            rows = con.execute(
+                """select status, count(*), max(last_error) from alerting.outbox
+                   where status in ('pending', 'sending') or (status = 'failed' and run_id = ?)
+                   group by status order by status""", [run_id]).fetchall()
+    except Exception:  # no outbox (alerting did not run): nothing was held
+        return None
+    if not rows:
+        return None
+    counts = ", ".join(f"{n} {status}" for status, n, _ in rows)
+    why = next((e for _, _, e in rows if e), None)
+    total = sum(n for _, n, _ in rows)
+    return (f"{total} alert message(s) not delivered ({counts})" + (f" — {why}" if why else "")
+            + "; the outbox keeps them for the next run")
 
 
 def _fmt(v, unit: str | None = None) -> str:

@@ -214,13 +214,14 @@ SOURCES = {
                     "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 600},
                     "retries": {"type": "integer", "minimum": 0, "maximum": 10},
                     # Bounds on what comes in (docs/sources.md, "Limits"): http response size,
-                    # total time of one read, redirect hosts; sql statement time and fetch size;
+                    # total time of one read, redirect hosts; sql statement time, fetch and batch size;
                     # a workbook's uncompressed sheet size and cells.
                     "max_response_mb": {"type": "number", "exclusiveMinimum": 0},
                     "deadline_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 86400},
                     "allow_redirect_hosts": {"type": "array", "items": {"type": "string", "pattern": r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$"}},
                     "statement_timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 86400},
                     "fetch_rows": {"type": "integer", "minimum": 1, "maximum": 1000000},
+                    "batch_rows": {"type": "integer", "minimum": 1, "maximum": 10000000},
                     "max_uncompressed_mb": {"type": "number", "exclusiveMinimum": 0},
                     "max_cells": {"type": "integer", "minimum": 1},
                     "cadence": {"enum": ["weekly", "monthly", "quarterly", "annual", "fiscal_year"]},

@@ -45,7 +45,11 @@ def _numbers(values: list, unit: str | None) -> tuple[list, set[int]]:
         elif t is not float and t is not int:  # bool, Decimal, date, ...: the careful path
             unsure.add(i)
             continue
-        x = float(v)
+        try:
+            x = float(v)
+        except OverflowError:  # an integer too large for a float: parse_number names it
+            unsure.add(i)
+            continue
         if math.isnan(x) or math.isinf(x):
             unsure.add(i)
             continue

@@ -633,20 +633,27 @@ def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.dat
             previous = (landed.batch_id, schema.observed)
 
     if source["kind"] not in FILE_KINDS:
-        try:
-            # A query or page that fails is reported before anything lands.
-            batches = list(read_batches(source, data_dir, os.environ if environ is None else environ, seen, watermark))
-        except SourceError as exc:
-            report.error = one_line(str(exc), 2000)
-        except Exception as exc:  # an unforeseen failure of the driver or the response
-            if is_warehouse_failure(exc):
-                raise
-            report.error = one_line(f"source {source_id}: {describe_failure(exc)}", 2000)
+        batches = read_batches(source, data_dir, os.environ if environ is None else environ, seen, watermark)
+        if source["kind"] != "sql":
+            # A page that fails is reported before anything lands.
+            batches = _read_all(batches, source_id, report)
+        # A sql result is read a batch at a time (batch_rows), each landed before the next is
+        # read; a query failing half-way keeps the batches landed before it (the next run skips
+        # them and lands the rest).
+        while not report.error:
+            try:
+                batch = next(batches, None)
+            except Exception as exc:
+                if is_warehouse_failure(exc):
+                    raise
+                report.error = _source_error(exc, source_id)
+                break
+            if batch is None:
+                break
+            land_one(batch)
+            del batch  # the next batch is read with only its own rows in memory
         if report.error:
             _record_source_failure(con, source, run_id, now, report.error)
-            return report
-        for batch in batches:
-            land_one(batch)
         return report
 
     try:
@@ -655,6 +662,15 @@ def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.dat
         report.error = one_line(f"source {source_id}: drop folder could not be listed: {describe_failure(exc)}")
         _record_source_failure(con, source, run_id, now, report.error)
         return report
+    for link, target in _symlinks(source, data_dir):
+        if target is None:
+            # Never followed out of the data directory (nor to nothing): refused by name, like
+            # a file that cannot be read, and looked at again next run.
+            cause = one_line(f"{link}: refused: a symbolic link {_link_problem(Path(data_dir) / link, data_dir)}; not followed")
+            report.failures.append(cause)
+            _record_source_failure(con, source, run_id, now, cause)
+        else:
+            report.notes.append(one_line(f"{link}: a symbolic link to {target}, followed (inside the data directory)"))
     landed_here: dict[str, tuple[str, int]] = {}  # sha256 -> (file, size) landed in this run
     for path in paths:
         rel = _relative(path, data_dir)
@@ -690,6 +706,53 @@ def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.dat
             except OSError:
                 pass
     return report
+
+
+def _source_error(exc: Exception, source_id: str) -> str:
+    if isinstance(exc, SourceError):
+        return one_line(str(exc), 2000)
+    # an unforeseen failure of the driver or the response
+    return one_line(f"source {source_id}: {describe_failure(exc)}", 2000)
+
+
+def _read_all(batches, source_id: str, report: SourceReport):
+    """Every batch of the source read before any lands (an iterator over them); a failure is
+    the source's error."""
+    try:
+        return iter(list(batches))
+    except Exception as exc:
+        if is_warehouse_failure(exc):
+            raise
+        report.error = _source_error(exc, source_id)
+        return iter(())
+
+
+def _symlinks(source: dict, data_dir) -> list[tuple[str, str | None]]:
+    """The symbolic links among the source's files: (link, its target relative to the data
+    directory, or None when it leads outside it or to nothing). Links inside are read like
+    files (readers.source_files); these are named, so that none is skipped without a word."""
+    base = Path(data_dir).resolve()
+    out = []
+    for p in sorted(base.glob(source["path"])):
+        if not p.is_symlink():
+            continue
+        try:
+            target = p.resolve(strict=True)
+        except (OSError, RuntimeError):  # dangling, or a loop
+            target = None
+        inside = target is not None and base in target.parents and target.is_file()
+        out.append((str(p.relative_to(base)), str(target.relative_to(base)) if inside else None))
+    return out
+
+
+def _link_problem(link: Path, data_dir) -> str:
+    try:
+        target = link.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return "to nothing (its target does not exist)"
+    if not target.is_file():
+        return "to something that is not a file"
+    return "leading outside the data directory"
 
 
 def _note_duplicate(path, rel: str, landed_here: dict[str, tuple[str, int]], report: SourceReport) -> None:

@@ -82,7 +82,13 @@ def parse_number(value: object, field: str, unit: str | None = None, markers=DEF
     if _is_marker(value, markers):
         raise Rejected("missing_value", f"{field}={str(value).strip()!r} marks a missing value")
     if isinstance(value, (int, float)):
-        number = float(value)
+        try:
+            number = float(value)
+        except (OverflowError, ValueError):  # an integer cell too large for a float (400 digits)
+            big = abs(int(value))
+            digits = f"{len(str(big)):,}" if big.bit_length() <= 14_000 else "over 4,000"
+            raise Rejected("unparseable_number", f"{field}: an integer of {digits} digits, "
+                           "too large for a number") from None
     else:
         text = str(value).strip().replace("\u00a0", "").replace(" ", "")
         if not text:

@@ -10,7 +10,6 @@ import io
 import datetime as dt
 import decimal
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -420,26 +419,6 @@ def sql_url(source: dict, data_dir: Path, environ: dict[str, str]) -> str:
     return url
 
 
-def _sql_query(source: dict, watermark: str | None):
-    """The statement for a sql source: its table or query, above the watermark if it has one.
-    Identifiers come from the validated catalog and are quoted by SQLAlchemy; values are bound."""
-    import sqlalchemy as sa
-
-    if "query" in source:
-        base = sa.text(source["query"]).bindparams(**source.get("params", {}))
-        sub = base.columns().subquery("q") if "watermark_column" in source else None
-        stmt = base if sub is None else sa.select(sa.text("*")).select_from(sub)
-        wm_col = sa.column(source["watermark_column"]) if sub is not None else None
-    else:
-        stmt = sa.select(sa.text("*")).select_from(sa.table(source["table"]))
-        wm_col = sa.column(source["watermark_column"]) if "watermark_column" in source else None
-    if wm_col is not None:
-        if watermark is not None:
-            stmt = stmt.where(wm_col > sa.bindparam("watermark", _watermark_value(watermark)))
-        stmt = stmt.order_by(wm_col)
-    return stmt
-
-
 def _watermark_value(text: str):
     """Watermarks are stored as text; give the database back a number or a date where they were one."""
     for conv in (int, float, dt.datetime.fromisoformat):
@@ -448,63 +427,6 @@ def _watermark_value(text: str):
         except ValueError:
             continue
     return text
-
-
-def read_sql_batch(source: dict, data_dir: Path, environ: dict[str, str], seen_sha256: set[str],
-                   watermark: str | None = None) -> Iterator[RawBatch]:
-    """Read the source's table or query through SQLAlchemy; the result's content hash identifies
-    the batch. With `watermark_column`, only rows above the last landed watermark are read."""
-    import sqlalchemy as sa
-
-    url = sql_url(source, data_dir, environ)
-    try:
-        engine = sa.create_engine(url, pool_pre_ping=True)
-    except (sa.exc.ArgumentError, ModuleNotFoundError) as exc:
-        raise SourceError(f"source {source['id']}: unusable database URL ({type(exc).__name__}: {_no_secrets(str(exc), url)})") from None
-    stmt = _sql_query(source, watermark)
-    try:
-        with engine.connect() as conn:
-            from pipelines.ingest.bounds import fetch_rows, limit_statement_time
-
-            limit_statement_time(conn, source)  # a locked table or a runaway query ends, named
-            result = conn.execution_options(stream_results=True, yield_per=fetch_rows(source)).execute(stmt)
-            columns = list(result.keys())
-            rows, digest = _hashed_rows(columns, result)
-    except sa.exc.SQLAlchemyError as exc:
-        orig = getattr(exc, "orig", None) or exc
-        first = str(orig).splitlines()[0] if str(orig) else ""
-        raise SourceError(f"source {source['id']}: query failed: {type(orig).__name__}: {_no_secrets(first, url)}") from None
-    finally:
-        engine.dispose()
-    if not rows and watermark is not None:
-        return  # nothing new since the last watermark
-    sha = digest.hexdigest()
-    if sha in seen_sha256:
-        return
-    shown = str(stmt.compile(engine))
-    if watermark is not None:
-        shown += f"  -- watermark > {watermark}"
-    wm_col = source.get("watermark_column")
-    new_wm = None
-    if wm_col and rows:
-        key = next((c for c in columns if c.lower() == wm_col.lower()), None)
-        values = [r[key] for r in rows if key and r[key] is not None]
-        new_wm = str(_jsonable(max(values))) if values else watermark
-    yield RawBatch(source["id"], None, sha, shown, columns, rows, watermark=new_wm)
-
-
-def _hashed_rows(columns: list[str], result) -> tuple[list[dict], "hashlib._Hash"]:
-    """The result's rows, and the sha256 of json.dumps([columns, [[value per column] per row]])
-    computed as they stream in, without building that text (the same bytes, so the same batch
-    identity as before)."""
-    digest = hashlib.sha256(("[" + json.dumps(columns) + ", [").encode())
-    rows: list[dict] = []
-    for r in result:
-        rec = dict(zip(columns, r))
-        digest.update(((", " if rows else "") + json.dumps([_jsonable(rec[c]) for c in columns])).encode())
-        rows.append(rec)
-    digest.update(b"]]")
-    return rows, digest
 
 
 def _no_secrets(text: str, url: str) -> str:
@@ -536,7 +458,9 @@ def read_batches(source: dict, data_dir: Path, environ: dict[str, str], seen_sha
     if kind in ("csv", "excel", "parquet"):
         return read_file_batches(source, data_dir, seen_sha256)
     if kind == "sql":
-        return read_sql_batch(source, data_dir, environ, seen_sha256, watermark)
+        from pipelines.ingest.sql import read_sql_batches
+
+        return read_sql_batches(source, data_dir, environ, seen_sha256, watermark)
     if kind == "http":
         from pipelines.ingest.http import read_http_batch
 

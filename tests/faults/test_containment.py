@@ -3,8 +3,9 @@ plus poisoned files and the source kinds that used to fail every run:
 
 - health/: a CSV whose stray quote makes one field longer than Python's csv field limit (sorted
   before the demo's files, so they must still land after it), and a second copy of a demo file;
-- employment/: two workbooks whose Value cell holds an integer too large for a float (400 digits)
-  and one over Python's 4,300-digit int conversion limit (again sorted before the real return);
+- employment/: two workbooks whose Value cell holds an integer too large for a float (400 digits:
+  that row is quarantined, the rest land) and one over Python's 4,300-digit int conversion limit
+  (refused whole; both sorted before the real return);
 - web: a `kind: http` source served by a local HTTP server;
 - pgq / maria: `kind: sql` sources with a parameterised `query:` on the real PostgreSQL
   (127.0.0.1:5432) and MariaDB (127.0.0.1:3306);
@@ -46,6 +47,7 @@ MONTHS = [f"{2025 + (m + 9) // 12}-{(m + 9) % 12 + 1:02d}" for m in range(13)]  
 STRAY = "health/2026-00-stray-quote.csv"
 COPY = "health/zz-copy-of-returns_2026-10.csv"
 BIG = {"employment/a-big-400-digits.xlsx": 400, "employment/a-big-5000-digits.xlsx": 5000}
+BIG_ROW, BIG_REFUSED = BIG  # a 400-digit cell quarantines its row; over 4,300 digits the reader refuses the file
 BOMB = "employment/a-bomb.xlsx"
 HOSTILE = {"endless": "response over the 2 MB limit", "drip": "not complete within the time limit",
            "redirect": "redirected to another host", "locked": "statement timeout"}
@@ -185,7 +187,9 @@ def test_the_run_completes_and_names_every_poisoned_file_on_one_line(poisoned):
                      "a field is longer than 131,072 characters"), out[-4000:]
     assert line_with("ingest__employment_return", "a-big-5000-digits.xlsx", "refused",
                      "a number with more than 4,300 digits"), out[-4000:]
-    assert line_with("ingest__employment_return", "a-big-400-digits.xlsx", "refused", "too large"), out[-4000:]
+    # A 400-digit integer is one bad value, not a bad file: its row is quarantined, the rest land.
+    assert line_with("quarantined 1 × unparseable_number (employment_return: employment/a-big-400-digits.xlsx)"), out[-4000:]
+    assert not line_with("a-big-400-digits.xlsx", "refused"), out[-4000:]
     assert line_with("ingest__health_returns", COPY, "identical to health/returns_2026-10.csv"), out[-4000:]
     assert line_with("ingest__employment_return", BOMB, "refused", "over the 20 MB limit (max_uncompressed_mb)")
     for dept, cause in HOSTILE.items():
@@ -205,19 +209,24 @@ def test_the_run_is_bounded_in_time_and_memory(poisoned):
 @pytest.mark.slow
 def test_rows_in_equal_landed_plus_quarantined_and_later_files_land(poisoned):
     c = landing_counts(poisoned["wh"])
-    refused = 1 + len(BIG) + 1  # each refused file is one input unit
-    new = WEB_ROWS + PG_ROWS + MARIA_ROWS
-    assert c["rows_in"] == DEMO["rows_in"] + refused + new + 1
+    refused = 1 + 1 + 1  # each refused file is one input unit (stray quote, 5,000 digits, bomb)
+    [(big_rows,)] = query(poisoned["wh"], "select rows_in from raw.batches where source_file = 'employment/a-big-400-digits.xlsx'")
+    new = WEB_ROWS + PG_ROWS + MARIA_ROWS + big_rows - 1  # the 400-digit workbook lands but its one row
+    assert c["rows_in"] == DEMO["rows_in"] + refused + new + 1 + 1
     assert c["landed"] == c["observations"] == c["distinct_observations"] == DEMO["landed"] + new
-    assert c["quarantined"] == c["quarantine_rows"] == DEMO["quarantined"] + refused + 1
+    assert c["quarantined"] == c["quarantine_rows"] == DEMO["quarantined"] + refused + 1 + 1
     assert c["rows_in"] == c["landed"] + c["quarantined"]
     files = dict(query(poisoned["wh"], "select source_file, rows_accepted from raw.batches where source_file is not null"))
     # The files after the poisoned ones (by name) landed in the same run; the copy added nothing.
     assert files["health/returns_2026-10.csv"] > 0 and files["employment/employment_return_2026-10.xlsx"] > 0
-    assert files[STRAY] == 0 and all(files[n] == 0 for n in BIG) and files[BOMB] == 0 and COPY not in files
+    assert files[STRAY] == 0 and files[BIG_REFUSED] == 0 and files[BOMB] == 0 and COPY not in files
+    assert files[BIG_ROW] == big_rows - 1
     reasons = dict(query(poisoned["wh"], "select b.source_file, q.reason from raw.quarantine q "
                          "join raw.batches b using (batch_id) where q.row_number is null"))
-    assert reasons[STRAY] == reasons[BOMB] == "unreadable_source" and all(reasons[n] == "unreadable_source" for n in BIG)
+    assert reasons[STRAY] == reasons[BOMB] == reasons[BIG_REFUSED] == "unreadable_source" and BIG_ROW not in reasons
+    [(reason, detail)] = query(poisoned["wh"], "select q.reason, q.detail from raw.quarantine q join raw.batches b "
+                               f"using (batch_id) where b.source_file = '{BIG_ROW}'")
+    assert reason == "unparseable_number" and "an integer of 400 digits" in detail, detail
 
 
 @pytest.mark.slow

@@ -134,8 +134,9 @@ def test_each_fault_ends_as_expected(chain):
     r = chain["runs"]
     for name in ("killed after landing", "killed after dbt", "killed during delivery"):
         assert r[name].returncode == -signal.SIGKILL, name + _out(r[name])
-    for name in ("Slack down", "completed"):
-        assert r[name].returncode == 0, name + _out(r[name])
+    # Slack down: the data run succeeded, its alerts are held in the outbox (exit 5, README).
+    assert r["Slack down"].returncode == 5 and "alerts held:" in r["Slack down"].stderr, _out(r["Slack down"])
+    assert r["completed"].returncode == 0, _out(r["completed"])
 
 
 def test_no_row_lost_or_doubled_at_any_point(chain):

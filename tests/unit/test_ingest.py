@@ -104,7 +104,7 @@ def test_sql_source_reads_the_table_once(tmp_path, demo_data):
     assert land(wh, demo_data, "transport_db").batches == []
     with connect(wh, read_only=True) as con:
         q = con.execute("select distinct source_query from raw.observations").fetchone()[0]
-    assert q == 'SELECT * \nFROM kpi_returns'
+    assert q == 'SELECT * \nFROM kpi_returns ORDER BY 1, 2, 3'  # every column, in order: the same batches each run
 
 
 def test_a_file_outside_the_data_dir_is_not_followed(tmp_path, demo_data):
@@ -113,4 +113,6 @@ def test_a_file_outside_the_data_dir_is_not_followed(tmp_path, demo_data):
     outside = tmp_path / "secret.csv"
     shutil.copy(demo_data / "health" / "returns_2026-10.csv", outside)
     (data / "health" / "link.csv").symlink_to(outside)
-    assert land(tmp_path / "w.duckdb", data, "health_returns").batches == []
+    report = land(tmp_path / "w.duckdb", data, "health_returns")
+    assert report.batches == []
+    assert report.failures == ["health/link.csv: refused: a symbolic link leading outside the data directory; not followed"]

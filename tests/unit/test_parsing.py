@@ -2,6 +2,7 @@ import datetime as dt
 
 import pytest
 
+from pipelines.ingest.fastparse import parse_batch
 from pipelines.ingest.parsing import Rejected, parse_number, parse_period
 
 
@@ -62,3 +63,18 @@ def test_bad_periods_are_named(raw, freq, reason):
     with pytest.raises(Rejected) as exc:
         parse_period(raw, freq)
     assert exc.value.reason == reason
+
+
+def test_an_integer_too_large_for_a_number_quarantines_its_row_not_the_file():
+    # A workbook cell holding a 400-digit integer made float() raise OverflowError, which refused the whole file.
+    for parse in (lambda v: parse_number(v, "value"),
+                  lambda v: parse_batch([(1, {"k": "sum_kpi", "p": "2026-10", "v": v})],
+                                        {"id": "s", "columns": {"kpi_id": "k", "period": "p", "value": "v"}},
+                                        {"sum_kpi": {"frequency": "monthly", "aggregation": "sum"}})):
+        try:
+            out = parse(10 ** 400)
+        except Rejected as exc:
+            rejected = exc
+        else:
+            [(_, rejected)] = out[2]
+        assert rejected.reason == "unparseable_number" and "an integer of 401 digits" in rejected.detail
