@@ -42,7 +42,16 @@ def nothing_read(con, run_id: str) -> list[str]:
     failed = con.execute(
         """select source_id, observed from quality.check_results
            where run_id = ? and check_name = 'source_readable' and not success order by source_id""", [run_id]).fetchall()
-    lines += [f"source {sid} could not be read: {observed}" for sid, observed in failed]
+    # A source with new batches is judged above (read some: not named; refused all: one line);
+    # one with none that failed (a database that cannot be reached, a file that vanished) is
+    # named once, with its first failure and how many more.
+    unread: dict[str, list[str]] = {}
+    for sid, observed in failed:
+        if sid not in by_source:
+            unread.setdefault(sid, []).append(observed)
+    for sid, observed in unread.items():
+        more = f" (and {len(observed) - 1} more)" if len(observed) > 1 else ""
+        lines.append(f"source {sid} could not be read: {observed[0]}{more}")
     return lines
 
 

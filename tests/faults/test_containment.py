@@ -176,7 +176,8 @@ def poisoned(tmp_path_factory, demo_data):
 def test_the_run_completes_and_names_every_poisoned_file_on_one_line(poisoned):
     run = poisoned["run"]
     out = run.stdout + run.stderr
-    assert run.returncode == 0, out[-3000:]
+    # Completed; the hostile sources read nothing, so the run exits 4 naming each (README).
+    assert run.returncode == 4, out[-3000:]
     assert "Traceback" not in out and "DagsterExecutionStepExecutionError" not in out
     lines = out.splitlines()
 
@@ -194,6 +195,9 @@ def test_the_run_completes_and_names_every_poisoned_file_on_one_line(poisoned):
     assert line_with("ingest__employment_return", BOMB, "refused", "over the 20 MB limit (max_uncompressed_mb)")
     for dept, cause in HOSTILE.items():
         assert line_with(f"ingest__{dept}_", "could not be read", cause), (dept, out[-4000:])
+        assert line_with("error: source", f"{dept}_", "could not be read"), (dept, run.stderr[-4000:])
+    # Sources that landed rows beside a refused file are not named as unread.
+    assert not line_with("error: source health_returns") and not line_with("error: source employment_return")
     assert re.search(r"run \S+ succeeded", out)
 
 
