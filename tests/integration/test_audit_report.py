@@ -13,7 +13,7 @@ import pytest
 
 from tests.support.quality_runs import HOSTILE_NOTE, quality_runs
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.clock]  # clock: also run with the clock moved (make test-clock)
 CHROMIUM = Path("/usr/bin/chromium")
 SECTIONS = ["1. Run summary", "2. Publication decisions", "3. Every check that ran", "4. Quarantined rows",
             "5. Drift findings", "6. Alerts sent and suppressed", "7. Evidence for each published figure", "GX Data Docs"]

@@ -16,7 +16,7 @@ import pytest
 from pipelines.warehouse import connect
 from tests.support.quality_runs import NOVEMBER_CLAIMANTS, quality_runs
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.clock]  # clock: also run with the clock moved (make test-clock)
 OCT, NOV = dt.date(2026, 10, 1), dt.date(2026, 11, 1)
 HEALTH = {"ae_four_hour", "ambulance_cat2_minutes", "cancer_62_day", "delayed_discharges", "rtt_18_weeks"}
 

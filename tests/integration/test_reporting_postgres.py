@@ -25,7 +25,7 @@ from tests.support.pg import fresh_database, pg_env
 from tests.support.quality_runs import AFTER_RUNS, quality_runs
 from tests.support.warehouse_copy_postgres import copy_warehouse, environment
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.clock]  # clock: also run with the clock moved (make test-clock)
 NOW = AFTER_RUNS  # after the fixture's runs, on the clock they were run with
 KPIWATCH = str(Path(sys.executable).parent / "kpiwatch")
 

@@ -10,7 +10,7 @@ from pipelines.config import Settings
 from pipelines.warehouse import connect
 from tests.support.catalogs import kpi, write_catalog
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.clock]  # clock: also run with the clock moved (make test-clock)
 
 
 def _one_csv_source(tmp_path) -> Settings:

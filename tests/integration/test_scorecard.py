@@ -24,7 +24,7 @@ import pytest
 from pipelines.config import Settings
 from pipelines.demo import write_demo
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.clock]  # clock: also run with the clock moved (make test-clock)
 CHROMIUM = Path("/usr/bin/chromium")
 KPIWATCH = Path(sys.executable).parent / "kpiwatch"
 DEPARTMENTS = ["Riverside Health Service", "Riverside Employment Service", "Riverside Transport Authority"]
