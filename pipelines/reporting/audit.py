@@ -49,9 +49,9 @@ def audit_data(con, run_id: str | None = None, generated_at: dt.datetime | None 
     if not known:
         raise AuditError(f"run {run_id!r} is not in the warehouse")
     if generated_at is None:
-        from pipelines.clock import system_now
+        from pipelines.clock import command_now
 
-        generated_at = system_now()
+        generated_at = command_now()  # outside a run: KPIWATCH_NOW, else the wall clock
     d: dict = {"run_id": run_id, "generated_at": generated_at}
     settings = _rows(con, "select * from catalog.settings")
     d["as_of"] = settings[0]["as_of"] if settings else None

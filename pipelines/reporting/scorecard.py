@@ -392,9 +392,9 @@ def render_scorecard(con, generated_at: dt.datetime | None = None) -> str:
 def render(data: dict, generated_at: dt.datetime | None = None, known_at: dict | None = None) -> str:
     """The scorecard HTML from `scorecard_data` (live, or a snapshot when `known_at` says which)."""
     if generated_at is None:
-        from pipelines.clock import system_now
+        from pipelines.clock import command_now
 
-        generated_at = system_now()
+        generated_at = command_now()  # outside a run: KPIWATCH_NOW, else the wall clock
     settings, kpis, points, targets = data["settings"], data["kpis"], data["points"], data["targets"]
     departments, milestones = data["departments"], data["milestones"]
     published = {p["kpi_id"]: p for p in data.get("published") or []}

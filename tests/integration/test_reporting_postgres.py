@@ -58,6 +58,9 @@ class Pair:
 
     def cli(self, target: str, *args: str) -> subprocess.CompletedProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("KPIWATCH_", "SLACK_"))}
+        # Both targets' commands run on one pinned clock: read from the wall clock, a silence
+        # expired on one target at 17:39 and on the other at 17:40 made their outputs differ.
+        env["KPIWATCH_NOW"] = (NOW + dt.timedelta(hours=2)).isoformat()
         wh = self.duck_wh if target == "duckdb" else self.pg_wh
         if target == "postgres":
             env.update(self.env)
