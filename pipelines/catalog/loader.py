@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator, FormatChecker
 
-from pipelines.catalog.schema import FILES, OPTIONAL_FILES
+from pipelines.catalog.schema import DEFS, FILES, OPTIONAL_FILES
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,9 @@ class Catalog:
     sources: dict[str, dict[str, Any]]
     kpis: dict[str, dict[str, Any]]
     milestones: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # kpiwatch.yml `defaults` (tolerance, allow_negative) and `rejection` (max_share, min_rows)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    rejection: dict[str, Any] = field(default_factory=dict)
 
     def kpis_of_source(self, source_id: str) -> list[str]:
         return sorted(k for k, v in self.kpis.items() if v["source"] == source_id)
@@ -268,6 +271,8 @@ def load_catalog(directory: str | Path) -> Catalog:
                 reason = f"unknown key(s) {', '.join(map(repr, extra))} (allowed: {', '.join(err.schema.get('properties', {}))})"
             elif err.validator == "format" and err.validator_value == "date":
                 reason = f"{err.instance!r} is not a date (YYYY-MM-DD)"
+            elif err.validator == "oneOf" and err.schema is DEFS["tolerance"]:
+                reason = f"{err.instance!r} is not an amount (0.5) or a share of the target ('10%')"
             elif err.validator == "pattern":
                 reason = f"{err.instance!r} is not a valid identifier or name (pattern {err.validator_value})"
             if len(reason) > 300:  # a schema message quotes the value it rejects: keep it one readable line
@@ -336,8 +341,14 @@ def load_catalog(directory: str | Path) -> Catalog:
             if "value" not in cols and not ("numerator" in cols and "denominator" in cols):
                 add("sources.yml", node, ["sources", i, "columns"], "map 'value', or both 'numerator' and 'denominator'")
 
+    settings_doc = docs.get("kpiwatch.yml", ({}, None))[0] or {}
+    default_tolerance = (settings_doc.get("defaults") or {}).get("tolerance")
     for i, kpi, node in items("kpis.yml", "kpis"):
         base = ["kpis", i]
+        if "tolerance" not in kpi and default_tolerance is None:
+            add("kpis.yml", node, base, "give the KPI a 'tolerance' (or set defaults.tolerance in kpiwatch.yml)")
+        if "min" in kpi and "max" in kpi and kpi["min"] > kpi["max"]:
+            add("kpis.yml", node, base + ["min"], f"min {kpi['min']} is above max {kpi['max']}")
         if kpi["department"] not in departments:
             add("kpis.yml", node, base + ["department"], f"unknown department {kpi['department']!r}")
         src = sources.get(kpi["source"])
@@ -439,4 +450,6 @@ def load_catalog(directory: str | Path) -> Catalog:
         sources=sources,
         kpis=kpis,
         milestones=milestones,
+        defaults=settings.get("defaults") or {},
+        rejection=settings.get("rejection") or {},
     )

@@ -27,6 +27,16 @@ SETTINGS = {
         # variables win): where its sources' files are, and its own warehouse file.
         "data_dir": {"type": "string", "minLength": 1},
         "warehouse": {"type": "string", "minLength": 1},
+        # Catalog-wide defaults of the per-KPI settings of the same names (a KPI's own wins).
+        "defaults": {
+            "type": "object", "additionalProperties": False,
+            "properties": {"tolerance": {"$ref": "#/$defs/tolerance"},
+                           "allow_negative": {"type": "boolean"}},
+        },
+        # When rejected rows block a department's publication: more than `max_share` of a
+        # batch's rows rejected AND at least `min_rows` of them (one missing value in a
+        # four-row return is not a broken feed). Per source too (sources.yml `rejection`).
+        "rejection": {"$ref": "#/$defs/rejection"},
     },
 }
 
@@ -41,7 +51,9 @@ DEPARTMENTS = {
             "items": {
                 "type": "object",
                 "additionalProperties": False,
-                "required": ["id", "name", "channel"],
+                # channel: where the department's alerts go on Slack (optional: without it they
+                # reach the console and the alert file only)
+                "required": ["id", "name"],
                 "properties": {
                     "id": ID,
                     "name": {"type": "string", "minLength": 1},
@@ -146,10 +158,14 @@ SOURCES = {
             "items": {
                 "type": "object",
                 "additionalProperties": False,
-                "required": ["id", "department", "kind", "cadence", "columns"],
+                # department: the department the source belongs to. Left out, the source is
+                # shared (a corporate return): it feeds the KPIs of any department, and each
+                # department's publication and freshness are judged on its own KPIs' rows.
+                "required": ["id", "kind", "cadence", "columns"],
                 "properties": {
                     "id": ID,
                     "department": ID,
+                    "rejection": {"$ref": "#/$defs/rejection"},
                     "kind": {"enum": ["csv", "excel", "parquet", "sql", "http"]},
                     "description": {"type": "string"},
                     # csv / excel / parquet: a glob relative to the data directory (the drop folder).
@@ -278,12 +294,26 @@ KPIS = {
             "items": {
                 "type": "object",
                 "additionalProperties": False,
+                # tolerance may come from kpiwatch.yml `defaults` instead
                 "required": [
                     "id", "name", "department", "source", "owner", "unit", "direction",
-                    "frequency", "aggregation", "tolerance",
+                    "frequency", "aggregation",
                 ],
                 "properties": {
                     "id": ID,
+                    # the organisation's own code (`CS01`), shown beside the name and matched
+                    # in a source's kpi_id column as written; the id stays the warehouse key
+                    "code": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,31}$"},
+                    # value rules checked on every landed row of the KPI (quarantined as
+                    # out_of_range): negatives refused unless allow_negative (default from
+                    # kpiwatch.yml defaults, else false); min / max inclusive; a percent unit
+                    # (percent, %, per cent, percentage) is 0-100 unless min / max say otherwise
+                    "allow_negative": {"type": "boolean"},
+                    "min": {"type": "number"},
+                    "max": {"type": "number"},
+                    # decimals shown for values and targets; by default as many as the catalog's
+                    # targets and standards are written with (3.15 -> 2)
+                    "decimals": {"type": "integer", "minimum": 0, "maximum": 6},
                     "name": {"type": "string", "minLength": 1},
                     "department": ID,
                     "source": ID,
@@ -308,7 +338,9 @@ KPIS = {
                     # is, never recomputed across organisations
                     "aggregation": {"enum": ["sum", "mean", "ratio", "latest", "as_published"]},
                     "scale": {"type": "number", "exclusiveMinimum": 0},
-                    "tolerance": {"type": "number", "minimum": 0},
+                    # amber within this distance of the target: an amount (0.5) or a share of
+                    # the target ("10%")
+                    "tolerance": {"$ref": "#/$defs/tolerance"},
                     "trajectory": {"enum": ["linear", "step"]},
                     "methodology": {"type": "string"},
                     "tags": {"type": "array", "items": ID},
@@ -368,6 +400,18 @@ MILESTONES = {
         }
     },
 }
+
+DEFS = {
+    "tolerance": {"oneOf": [{"type": "number", "minimum": 0},
+                            {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?%$"}]},
+    "rejection": {
+        "type": "object", "additionalProperties": False,
+        "properties": {"max_share": {"type": "number", "minimum": 0, "maximum": 1},
+                       "min_rows": {"type": "integer", "minimum": 1}},
+    },
+}
+for _schema in (SETTINGS, SOURCES, KPIS):
+    _schema["$defs"] = DEFS
 
 # file name -> schema; every catalog directory holds these files.
 FILES = {

@@ -10,10 +10,10 @@ DDL = """
 create schema if not exists catalog;
 create table if not exists catalog.settings (as_of date not null, catalog_name varchar);
 create table if not exists catalog.departments (
-    department_id varchar primary key, name varchar not null, channel varchar not null,
+    department_id varchar primary key, name varchar not null, channel varchar,
     head_name varchar, head_slack varchar);
 create table if not exists catalog.sources (
-    source_id varchar primary key, department_id varchar not null, kind varchar not null,
+    source_id varchar primary key, department_id varchar, kind varchar not null,
     location varchar, cadence varchar not null, lag_days integer not null);
 create table if not exists catalog.kpis (
     kpi_id varchar primary key, name varchar not null, department_id varchar not null,
@@ -21,7 +21,9 @@ create table if not exists catalog.kpis (
     direction varchar not null, frequency varchar not null, aggregation varchar not null,
     scale double precision not null, tolerance double precision not null, trajectory varchar not null,
     methodology varchar, tags varchar, targets_from varchar not null, fiscal_start_month integer not null,
-    year_to_date varchar);
+    year_to_date varchar, code varchar not null, tolerance_kind varchar not null,
+    allow_negative boolean not null, min_value double precision, max_value double precision,
+    decimals integer);
 create table if not exists catalog.targets (
     kpi_id varchar not null, point_type varchar not null, value double precision not null,
     point_date date not null, effective_from date);
@@ -95,6 +97,44 @@ def source_location(src: dict) -> str:
     return src["path"]
 
 
+PERCENT_UNITS = {"percent", "%", "per cent", "percentage", "pct"}
+
+
+def is_percent_unit(unit: str) -> bool:
+    """A unit that means a percentage, however it is spelled (`percent`, `%`, `per cent`)."""
+    return " ".join(str(unit).lower().split()) in PERCENT_UNITS
+
+
+def tolerance_of(kpi: dict, defaults: dict) -> tuple[float, str]:
+    """(amount, kind) of a KPI's tolerance: kind `amount` (an absolute distance) or `share`
+    (a fraction of the target: "10%" -> 0.10)."""
+    raw = kpi.get("tolerance", defaults.get("tolerance", 0))
+    if isinstance(raw, str) and raw.endswith("%"):
+        return float(raw[:-1]) / 100.0, "share"
+    return float(raw), "amount"
+
+
+def value_range(kpi: dict, defaults: dict) -> tuple[float | None, float | None]:
+    """The inclusive (min, max) a KPI's values must lie in: its own min / max; else 0 unless
+    negatives are allowed; a percent unit is capped at 100 unless max says otherwise."""
+    allow_negative = kpi.get("allow_negative", defaults.get("allow_negative", False))
+    low = kpi.get("min", None if allow_negative else 0.0)
+    high = kpi.get("max", 100.0 if is_percent_unit(kpi["unit"]) else None)
+    return _float(low), _float(high)
+
+
+def decimals_of(kpi: dict) -> int | None:
+    """Decimals shown for a KPI: its own `decimals`, else the most any of its catalog targets,
+    standards or baseline is written with (3.15 -> 2), else None (the display's default)."""
+    if "decimals" in kpi:
+        return int(kpi["decimals"])
+    numbers = [t.get("value") for t in kpi.get("targets", [])] + [(kpi.get("baseline") or {}).get("value")]
+    numbers += [p.get(k) for p in standard_points(kpi) for k in ("value", "lower", "upper")]
+    places = [len(repr(float(n)).split(".")[1].rstrip("0")) for n in numbers
+              if isinstance(n, (int, float)) and "e" not in repr(float(n))]
+    return max(places) if places else None
+
+
 def write_catalog(con, catalog: Catalog, as_of: dt.date) -> dict[str, int]:
     d = dt.date.fromisoformat
     con.execute("begin")
@@ -106,14 +146,14 @@ def write_catalog(con, catalog: Catalog, as_of: dt.date) -> dict[str, int]:
     con.executemany(
         "insert into catalog.departments values (?, ?, ?, ?, ?)",
         [
-            [i, x["name"], x["channel"], x.get("head", {}).get("name"), x.get("head", {}).get("slack")]
+            [i, x["name"], x.get("channel"), x.get("head", {}).get("name"), x.get("head", {}).get("slack")]
             for i, x in catalog.departments.items()
         ],
     )
     con.executemany(
         "insert into catalog.sources values (?, ?, ?, ?, ?, ?)",
         [
-            [i, s["department"], s["kind"], source_location(s), s["cadence"], s.get("lag_days", DEFAULT_LAG_DAYS)]
+            [i, s.get("department"), s["kind"], source_location(s), s["cadence"], s.get("lag_days", DEFAULT_LAG_DAYS)]
             for i, s in catalog.sources.items()
         ],
     )
@@ -121,12 +161,15 @@ def write_catalog(con, catalog: Catalog, as_of: dt.date) -> dict[str, int]:
     for i, k in catalog.kpis.items():
         standard_rows += [[i, _float(p.get("value")), d(p["effective_from"]), _float(p.get("lower")), _float(p.get("upper"))]
                           for p in standard_points(k)]
+        tolerance, tolerance_kind = tolerance_of(k, catalog.defaults)
+        low, high = value_range(k, catalog.defaults)
         kpi_rows.append([
             i, k["name"], k["department"], k["source"], k["owner"]["name"], k["owner"].get("slack"),
             k["unit"], k["direction"], k["frequency"], k["aggregation"], float(k.get("scale", 1)),
-            float(k["tolerance"]), k.get("trajectory", "linear"), k.get("methodology"),
+            tolerance, k.get("trajectory", "linear"), k.get("methodology"),
             ",".join(k.get("tags", [])), k.get("targets_from", "catalog"), fiscal_start_month(k),
-            k.get("year_to_date"),
+            k.get("year_to_date"), k.get("code", i), tolerance_kind,
+            bool(k.get("allow_negative", catalog.defaults.get("allow_negative", False))), low, high, decimals_of(k),
         ])
         if k.get("targets_from", "catalog") == "source" or "targets" not in k:
             continue  # each period's target comes with the data, or a standard alone
@@ -135,7 +178,7 @@ def write_catalog(con, catalog: Catalog, as_of: dt.date) -> dict[str, int]:
         for t in k["targets"]:
             eff = d(t["effective_from"]) if t.get("effective_from") else None
             target_rows.append([i, "target", float(t["value"]), d(t["due"]), eff])
-    con.executemany("insert into catalog.kpis values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", kpi_rows)
+    con.executemany("insert into catalog.kpis values (" + ", ".join(["?"] * 24) + ")", kpi_rows)
     if target_rows:
         con.executemany("insert into catalog.targets values (?, ?, ?, ?, ?)", target_rows)
     if standard_rows:

@@ -52,7 +52,7 @@ def test_bad_date(catalog_copy):
 def test_wrong_type(catalog_copy):
     edit(catalog_copy / "kpis.yml", "tolerance: 1.0", "tolerance: one")
     [msg] = problems(catalog_copy)
-    assert "kpis[0].tolerance: 'one' is not of type 'number'" in msg
+    assert "kpis[0].tolerance: 'one' is not an amount (0.5) or a share of the target ('10%')" in msg
 
 
 def test_missing_required_key(catalog_copy):
