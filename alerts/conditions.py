@@ -114,10 +114,13 @@ class _Context:
         the fallback channel)."""
         return self.source_owner.get(source_id)
 
-    def source_department_name(self, source_id: str) -> str:
-        """The department of a source, or for a shared source the departments it feeds."""
+    def source_department_name(self, source_id: str, department_id: str | None) -> str:
+        """The department of a source, or for a shared source the departments it feeds
+        (`department_id`: the one its row names, for a source not in catalog.sources)."""
+        if source_id not in self.source_owner:
+            return self.department_name(department_id)
         own = self.source_department(source_id)
-        if own is not None or source_id not in self.source_owner:
+        if own is not None:
             return self.department_name(own)
         fed = sorted({self.department_name(row.get("department_id")) for row in self.kpis.values()
                       if row.get("source_id") == source_id})
@@ -510,7 +513,7 @@ def _source_overdue_alert(rule: Rule, row: dict[str, Any], ctx: _Context) -> Ale
         text=text,
         fields=[
             ("Source", source_id),
-            ("Department", ctx.source_department_name(source_id)),
+            ("Department", ctx.source_department_name(source_id, row["department_id"])),
             ("Cadence", cadence),
             ("Latest period", latest),
             ("Expected period", expected),
@@ -612,7 +615,7 @@ def _check_failed_alert(rule: Rule, group: dict[str, Any], ctx: _Context) -> Ale
         text=text,
         fields=[
             ("Source", source_id),
-            ("Department", ctx.source_department_name(source_id)),
+            ("Department", ctx.source_department_name(source_id, group["department_id"])),
             ("Batch", group["batch_id"]),
             ("File", _short(group.get("source_file") or "", 120)),
             ("Failed checks", len(checks)),
