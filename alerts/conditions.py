@@ -8,7 +8,7 @@ no state: comparing with what recipients were already told is `alerts.engine.dis
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Callable, Iterable, Sequence
 
@@ -74,6 +74,7 @@ class _Context:
     fallback_channel: str
     kpis: dict[str, dict[str, Any]]
     departments: dict[str, dict[str, Any]]
+    source_owner: dict[str, str | None] = field(default_factory=dict)  # source -> its department (None: shared)
 
     @classmethod
     def load(cls, con, fallback_channel: str, as_of: date) -> "_Context":
@@ -84,11 +85,15 @@ class _Context:
             "direction, frequency, tags from catalog.kpis order by kpi_id",
         )
         departments = _rows(con, "select department_id, name, channel, head_name, head_slack from catalog.departments")
+        has_sources = _rows(con, "select count(*) as n from information_schema.tables "
+                                 "where table_schema = 'catalog' and table_name = 'sources'")[0]["n"]
+        sources = _rows(con, "select source_id, department_id from catalog.sources") if has_sources else []
         return cls(
             as_of=as_of,
             fallback_channel=fallback_channel,
             kpis={row["kpi_id"]: row for row in kpis},
             departments={row["department_id"]: row for row in departments},
+            source_owner={row["source_id"]: row["department_id"] for row in sources},
         )
 
     def kpi(self, kpi_id: str | None) -> dict[str, Any]:
@@ -102,6 +107,24 @@ class _Context:
 
     def source_kpis(self, source_id: str) -> list[str]:
         return [kpi_id for kpi_id, row in self.kpis.items() if row.get("source_id") == source_id]
+
+    def source_department(self, source_id: str) -> str | None:
+        """The department a source's alerts are routed by: its own; None for a shared source
+        (no department: its source-level alerts concern every department it feeds, and go to
+        the fallback channel)."""
+        return self.source_owner.get(source_id)
+
+    def source_department_name(self, source_id: str, department_id: str | None) -> str:
+        """The department of a source, or for a shared source the departments it feeds
+        (`department_id`: the one its row names, for a source not in catalog.sources)."""
+        if source_id not in self.source_owner:
+            return self.department_name(department_id)
+        own = self.source_department(source_id)
+        if own is not None:
+            return self.department_name(own)
+        fed = sorted({self.department_name(row.get("department_id")) for row in self.kpis.values()
+                      if row.get("source_id") == source_id})
+        return f"shared: {', '.join(fed)}" if fed else "shared"
 
     def department_name(self, department_id: str | None) -> str:
         row = self.departments.get(department_id) if department_id else None
@@ -490,7 +513,7 @@ def _source_overdue_alert(rule: Rule, row: dict[str, Any], ctx: _Context) -> Ale
         text=text,
         fields=[
             ("Source", source_id),
-            ("Department", ctx.department_name(row["department_id"])),
+            ("Department", ctx.source_department_name(source_id, row["department_id"])),
             ("Cadence", cadence),
             ("Latest period", latest),
             ("Expected period", expected),
@@ -521,7 +544,7 @@ def _fetch_check_failed(con) -> list[dict[str, Any]]:
             select source_id, department_id, batch_id, suite, check_name, expectation_type, column_name,
                    severity, success, observed, expected, unexpected_count
             from (select c.*,
-                         row_number() over (partition by batch_id, suite, check_name, coalesce(column_name, '')
+                         row_number() over (partition by batch_id, suite, check_name, coalesce(column_name, ''), coalesce(department_id, '')
                                             order by checked_at desc nulls last) as pick
                   from quality.check_results c) c
             where pick = 1
@@ -585,14 +608,14 @@ def _check_failed_alert(rule: Rule, group: dict[str, Any], ctx: _Context) -> Ale
         ctx,
         severity=rule.severity_for(None),
         subject=source_id,
-        department_id=group["department_id"],
+        department_id=ctx.source_department(source_id) if source_id in ctx.source_owner else group["department_id"],
         kpi_ids=kpi_ids,
         owner_slack=None,
         title=f"Data checks failed: {source_id}",
         text=text,
         fields=[
             ("Source", source_id),
-            ("Department", ctx.department_name(group["department_id"])),
+            ("Department", ctx.source_department_name(source_id, group["department_id"])),
             ("Batch", group["batch_id"]),
             ("File", _short(group.get("source_file") or "", 120)),
             ("Failed checks", len(checks)),

@@ -25,7 +25,7 @@ def build_definitions(settings: Settings | None = None, loggers: dict | None = N
 
     settings = (settings or Settings.from_env()).resolved()
     catalog = _load(str(settings.catalog_dir))
-    ingest = [build_ingest_asset(sid, src, catalog.departments.get(src["department"]))
+    ingest = [build_ingest_asset(sid, src, {d: catalog.departments.get(d, {}) for d in catalog.source_departments(sid)})
               for sid, src in sorted(catalog.sources.items())]
     job = dg.define_asset_job(ALL_ASSETS_JOB, selection=dg.AssetSelection.all(),
                               description="The whole kpiwatch graph: catalog → ingest → dbt → drift → publish → alerts → reports.")

@@ -411,6 +411,23 @@ alter table raw.observations add column if not exists target double precision;
 """
 
 
+# Department columns that are empty for a shared source (one without a department, feeding KPIs
+# of several): its batches, its batch-level checks and the quarantined rows whose KPI is unknown
+# belong to no one department. Warehouses created before shared sources lose the NOT NULL.
+NULLABLE_DEPARTMENT = (("raw", "batches"), ("raw", "quarantine"), ("raw", "excluded_rows"),
+                       ("quality", "check_results"))
+
+
+def allow_shared_sources(con) -> None:
+    for schema, table in NULLABLE_DEPARTMENT:
+        row = con.execute(
+            "select is_nullable from information_schema.columns where table_schema = ? and table_name = ? "
+            "and column_name = 'department_id'", [schema, table]).fetchone()
+        if row and str(row[0]).upper() == "NO":
+            con.execute(f"alter table {schema}.{table} alter column department_id drop not null")
+
+
 def ensure_landing(con) -> None:
     con.execute(LANDING_DDL)
     con.execute(LANDING_MIGRATIONS)
+    allow_shared_sources(con)

@@ -54,6 +54,14 @@ class Catalog:
     def kpis_of_source(self, source_id: str) -> list[str]:
         return sorted(k for k, v in self.kpis.items() if v["source"] == source_id)
 
+    def source_departments(self, source_id: str) -> list[str]:
+        """The departments a source feeds: its own `department`, or for a shared source (no
+        `department`) the departments of the KPIs it feeds, sorted."""
+        own = self.sources[source_id].get("department")
+        if own is not None:
+            return [own]
+        return sorted({self.kpis[k]["department"] for k in self.kpis_of_source(source_id)})
+
 
 def _path_str(parts) -> str:
     out = ""
@@ -305,7 +313,7 @@ def load_catalog(directory: str | Path) -> Catalog:
     milestones = index("milestones.yml", "milestones")
 
     for i, src, node in items("sources.yml", "sources"):
-        if src["department"] not in departments:
+        if "department" in src and src["department"] not in departments:
             add("sources.yml", node, ["sources", i, "department"], f"unknown department {src['department']!r}")
         kind = src["kind"]
         if kind == "http" and ("url" in src) == ("url_env" in src):
@@ -341,6 +349,20 @@ def load_catalog(directory: str | Path) -> Catalog:
             if "value" not in cols and not ("numerator" in cols and "denominator" in cols):
                 add("sources.yml", node, ["sources", i, "columns"], "map 'value', or both 'numerator' and 'denominator'")
 
+    # A source's kpi_id column may hold a KPI's id or its `code` (as the organisation writes it):
+    # each must name one KPI only.
+    names: dict[str, str] = {k: k for k in kpis}
+    for i, kpi, node in items("kpis.yml", "kpis"):
+        code = kpi.get("code")
+        if code is None or code == kpi["id"]:
+            continue
+        other = names.get(code)
+        if other is not None and other != kpi["id"]:
+            what = "the id" if code in kpis else "the code"
+            add("kpis.yml", node, ["kpis", i, "code"], f"code {code!r} is already {what} of KPI {other!r}")
+        else:
+            names[code] = kpi["id"]
+
     settings_doc = docs.get("kpiwatch.yml", ({}, None))[0] or {}
     default_tolerance = (settings_doc.get("defaults") or {}).get("tolerance")
     for i, kpi, node in items("kpis.yml", "kpis"):
@@ -355,8 +377,10 @@ def load_catalog(directory: str | Path) -> Catalog:
         if src is None:
             add("kpis.yml", node, base + ["source"], f"unknown source {kpi['source']!r}")
         else:
-            if src["department"] != kpi["department"]:
-                add("kpis.yml", node, base + ["source"], f"source {kpi['source']!r} belongs to department {src['department']!r}")
+            if "department" in src and src["department"] != kpi["department"]:
+                add("kpis.yml", node, base + ["source"],
+                    f"source {kpi['source']!r} belongs to department {src['department']!r}, not {kpi['department']!r} "
+                    f"(leave out the source's 'department' to make it shared: a shared source feeds KPIs of any department)")
             cols = dict(src["columns"], **({"value": "(wide)"} if "wide" in src else {}))
             if kpi["aggregation"] == "ratio" and not ("numerator" in cols and "denominator" in cols):
                 add("kpis.yml", node, base + ["aggregation"], f"ratio KPI needs source {kpi['source']!r} to map 'numerator' and 'denominator'")

@@ -304,10 +304,11 @@ KPIS = {
                     # the organisation's own code (`CS01`), shown beside the name and matched
                     # in a source's kpi_id column as written; the id stays the warehouse key
                     "code": {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,31}$"},
-                    # value rules checked on every landed row of the KPI (quarantined as
-                    # out_of_range): negatives refused unless allow_negative (default from
-                    # kpiwatch.yml defaults, else false); min / max inclusive; a percent unit
-                    # (percent, %, per cent, percentage) is 0-100 unless min / max say otherwise
+                    # value rules checked on every landed row of the KPI (docs/quality.md,
+                    # "Value rules"): negatives refused (negative_value) unless allow_negative
+                    # (default from kpiwatch.yml defaults, else false) or a negative min; min /
+                    # max inclusive (out_of_range); a percent unit (percent, %, per cent,
+                    # percentage, pct) is 0-100 unless min / max say otherwise
                     "allow_negative": {"type": "boolean"},
                     "min": {"type": "number"},
                     "max": {"type": "number"},

@@ -63,13 +63,25 @@ def _check_results(key: dg.AssetKey, report: SourceReport):
         )
 
 
-def ingest_owners(source: dict, department: dict) -> list[str]:
-    """The department head (by email) owns its ingest assets; else the department's team."""
-    email = (department.get("head") or {}).get("email")
-    return [email] if email else [f"team:{source['department']}"]
+def ingest_owners(departments: dict[str, dict]) -> list[str]:
+    """The department head (by email) owns its ingest assets; else the department's team. A
+    shared source (no `department`) is owned by every department it feeds."""
+    owners = []
+    for dept_id, dept in sorted(departments.items()):
+        email = ((dept or {}).get("head") or {}).get("email")
+        owner = email or f"team:{dept_id}"
+        if owner not in owners:
+            owners.append(owner)
+    return owners or [DATA_TEAM_OWNER]
 
 
-def build_ingest_asset(source_id: str, source: dict, department: dict | None = None) -> dg.AssetsDefinition:
+def build_ingest_asset(source_id: str, source: dict, departments: dict[str, dict] | None = None) -> dg.AssetsDefinition:
+    """`departments`: id -> catalog entry of the departments the source feeds (its own, or for
+    a shared source those of its KPIs)."""
+    if departments is None:
+        departments = {source["department"]: {}} if source.get("department") else {}
+    fed = ", ".join(sorted(departments)) or "none yet"
+    where = f"department {source['department']}" if source.get("department") else f"shared by departments {fed}"
     key = ingest_key(source_id)
     suite = source_suite_name(source_id)
     specs = [
@@ -85,11 +97,10 @@ def build_ingest_asset(source_id: str, source: dict, department: dict | None = N
         deps=CATALOG_KEYS,
         check_specs=specs,
         kinds={kinds, "duckdb", "great_expectations"},
-        tags={"department": source["department"], "source_kind": source["kind"]},
-        owners=ingest_owners(source, department or {}),
+        tags={"department": source.get("department") or "shared", "source_kind": source["kind"]},
+        owners=ingest_owners(departments),
         description=(
-            f"Lands new batches of source `{source_id}` ({source['kind']}, department "
-            f"{source['department']}) into raw.observations; rejected rows go to raw.quarantine "
+            f"Lands new batches of source `{source_id}` ({source['kind']}, {where}) into raw.observations; rejected rows go to raw.quarantine "
             "with a named reason. Each batch's schema is checked against the source's contract and its "
             f"rows are validated with the `{source_suite_name(source_id)}` GX suite (docs/quality.md)."
         ),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 
-from pipelines.ingest.parsing import MEASURES, Rejected, _text, parse_period, parse_record
+from pipelines.ingest.parsing import MEASURES, Rejected, _text, kpi_of, parse_period, parse_record
 
 _SIMPLE_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 _FIELDS = ("kpi_id", "org_id", "period", *MEASURES)
@@ -81,7 +81,7 @@ def parse_batch(numbered: list[tuple[int, dict]], source: dict, kpis: dict[str, 
             out.append(memo[key])
         return out
 
-    kpi_ids = cached(column("kpi_id"), _text)
+    kpi_ids = cached(column("kpi_id"), lambda v: kpi_of(_text(v), kpis))  # an id, or a KPI's code
     orgs = cached(column("org_id"), _text)
     freqs = [kpis[k]["frequency"] if k in kpis else None for k in kpi_ids]
     memo: dict = {}

@@ -20,21 +20,58 @@ from typing import Callable
 import pandas as pd
 
 from pipelines.catalog.loader import Catalog
+from pipelines.catalog.tables import value_range
 from pipelines.ingest.bounds import check_workbook
 from pipelines.ingest.fastparse import parse_batch
 from pipelines.ingest.layout import BATCH_PERIOD, Prepared, Refused, mapping_sha256, prepare_batch, rule_columns
-from pipelines.ingest.parsing import expand_wide, required_columns
+from pipelines.ingest.parsing import DEFAULT_MISSING_MARKERS, expand_wide, required_columns
 from pipelines.ingest.readers import (RawBatch, SourceError, _sha256_file, files_in_order, read_batches,
                                       read_file_batches, row_map)
 from pipelines.quality.contracts import compare_schema, contract_columns, infer_schema, source_suite_name
 from pipelines.quality.gx_validation import ExpectationOutcome, validate_frame
 from pipelines.quality.store import ensure_quality
 from pipelines.text import one_line
-from pipelines.warehouse import ensure_landing, insert_frame, is_warehouse_failure
+from pipelines.warehouse import allow_shared_sources, ensure_landing, insert_frame, is_warehouse_failure
 
 # Above this share of rejected rows a batch is not trusted (critical): a file that is mostly
-# wrong more likely has a systematic problem (wrong template, shifted columns) than bad rows.
+# wrong more likely has a systematic problem (wrong template, shifted columns) than bad rows --
+# provided at least MIN_REJECTED_ROWS rows were rejected (one missing value in a four-row return
+# is a bad row, not a broken feed). kpiwatch.yml `rejection` and a source's own `rejection`
+# (max_share, min_rows) override these, key by key (the source's first).
 MAX_REJECTED_SHARE = 0.25
+MIN_REJECTED_ROWS = 3
+
+
+def rejection_limits(source: dict, catalog: Catalog) -> tuple[float, int]:
+    """(max_share, min_rows) of a source: its own `rejection`, else kpiwatch.yml's, else the defaults."""
+    own, wide = source.get("rejection") or {}, catalog.rejection or {}
+    share = own.get("max_share", wide.get("max_share", MAX_REJECTED_SHARE))
+    rows = own.get("min_rows", wide.get("min_rows", MIN_REJECTED_ROWS))
+    return float(share), int(rows)
+
+
+def rejection_outcome(rejected: int, rows_in: int, limits: tuple[float, int], department: str | None = None):
+    """The rejection_rate check: failed when more than max_share of the rows were rejected AND
+    at least min_rows of them."""
+    max_share, min_rows = limits
+    share = (rejected / rows_in) if rows_in else 0.0
+    whose = f"{department}'s rows: " if department else ""
+    o = _own("rejection_rate", not (share > max_share and rejected >= min_rows),
+             f"{whose}{share:.1%} of {rows_in} rows rejected ({rejected} rows)",
+             f"<= {max_share:.0%} of the rows, or fewer than {min_rows} rows rejected", rejected)
+    o.department_id = department
+    return o
+
+
+def value_bounds(kpi: dict, defaults: dict) -> tuple[float | None, float | None, float | None]:
+    """(sign_floor, min, max) of a KPI's values, as the landed_observations suite checks them
+    (a min of 0 is left to the sign floor, so a negative value fails one check, negative_value):
+    sign_floor 0 when the KPI refuses negatives (its range starts at 0 or above: the default,
+    unless allow_negative or a negative min), and its inclusive range (catalog value_range: a
+    percent unit, however spelled, is 0-100 unless min / max say otherwise)."""
+    low, high = value_range(kpi, defaults)
+    floor = 0.0 if low is not None and low >= 0 else None
+    return floor, (None if low == floor else low), high  # a min of 0 is the sign floor's check
 
 # Checks computed by kpiwatch itself rather than by a GX expectation. The first four run before
 # the source's GX suite, rejection_rate after it.
@@ -43,7 +80,7 @@ OWN_CHECKS = {
     "schema_contract": "critical",   # columns and types as in the contract / the previous batch
     "columns_present": "critical",   # the source's mapped columns exist in the batch
     "values_parseable": "warn",      # numbers and periods parse; measures present
-    "rejection_rate": "critical",    # share of rejected rows <= MAX_REJECTED_SHARE
+    "rejection_rate": "critical",    # rejected rows: share <= max_share, or fewer than min_rows
 }
 PRE_SUITE_CHECKS = ("not_empty", "schema_contract", "columns_present", "values_parseable")
 # File sources are read one file at a time while landing, so that one batch's records are in
@@ -97,11 +134,12 @@ def _touches(change, mapped: set[str]) -> bool:
 
 
 def check_schema(batch: RawBatch, source_id: str, previous: tuple[str, list] | None,
-                 mapped: list[str] | None = None) -> SchemaVerdict:
+                 mapped: list[str] | None = None, markers=DEFAULT_MISSING_MARKERS) -> SchemaVerdict:
     """Compare a batch's schema (as read, before any mapping) with its source's contract, else
     with `previous` (batch id, schema) of the source's last accepted batch. With `mapped` (the
-    columns the mapping reads) only changes to those refuse the batch; the rest are information."""
-    observed = infer_schema(batch.columns, batch.records)
+    columns the mapping reads) only changes to those refuse the batch; the rest are information.
+    Cells holding one of the source's missing `markers` do not count towards a column's type."""
+    observed = infer_schema(batch.columns, batch.records, markers)
     suite = source_suite_name(source_id)
     contract = contract_columns(suite)
     if contract is not None:
@@ -341,8 +379,17 @@ def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.dat
                                f"history (earliest plausible {floor.isoformat()})", _json(cells[n])))
     if early:
         frame = frame.drop(index=early)
+    # The KPI of each row where it is known: a shared source's rows count for their KPI's department.
+    row_kpis = {n: rej.kpi_id for n, rej in rejects if rej.kpi_id}
+    row_kpis.update((n, k) for n, k in zip(frame.index, frame["kpi_id"]) if k in kpis)
+    batch.row_kpis = row_kpis
     if len(frame):
-        gx_outcomes = validate_frame(frame, {"known_kpi_ids": sorted(kpis), "as_of": as_of},
+        # Each row's value rules come from its KPI (allow_negative, min, max, percent 0-100),
+        # as columns the suite's pair expectations compare the measures with.
+        bounds = {k: value_bounds(kpi, catalog.defaults) for k, kpi in kpis.items()}
+        checked = frame.assign(**{col: frame["kpi_id"].map({k: b[i] for k, b in bounds.items()}).astype("float64")
+                                  for i, col in enumerate(("sign_floor", "value_min", "value_max"))})
+        gx_outcomes = validate_frame(checked, {"known_kpi_ids": sorted(kpis), "as_of": as_of},
                                      source_suite_name(source["id"]), gx_results)
         rejected: dict[int, list[ExpectationOutcome]] = {}
         for o in gx_outcomes:
@@ -350,19 +397,46 @@ def process_batch(batch: RawBatch, source: dict, catalog: Catalog, as_of: dt.dat
                 if o.reason:
                     rejected.setdefault(n, []).append(o)
         for n, hits in sorted(rejected.items()):
-            first = hits[0]
+            first = hits[0]  # the first failed expectation in suite order names the reason
             detail = "; ".join(f"{h.check_name}" for h in hits)
+            if first.reason in ("negative_value", "out_of_range"):
+                detail += _range_note(frame.loc[n], bounds.get(frame.at[n, "kpi_id"]))
             quarantine.append((n, first.reason, f"failed {detail}", _json(cells[n])))
         frame = frame.drop(index=list(rejected))
         outcomes += gx_outcomes
 
     rows_in = len(numbered)
-    share = (len(quarantine) / rows_in) if rows_in else 0.0
-    outcomes.append(_own(
-        "rejection_rate", share <= MAX_REJECTED_SHARE, f"{share:.1%} of {rows_in} rows rejected",
-        f"<= {MAX_REJECTED_SHARE:.0%}", len(quarantine),
-    ))
+    limits = rejection_limits(source, catalog)
+    departments = [source["department"]] if source.get("department") else catalog.source_departments(source["id"])
+    if len(departments) > 1:
+        # A shared source: each department's rejection rate on its own KPIs' rows (rows whose
+        # KPI cannot be told -- no or an unknown KPI id -- count for every department it feeds).
+        dept_of = {n: kpis[k]["department"] for n, k in row_kpis.items()}
+        for dept in departments:
+            mine = sum(1 for n, _ in numbered if dept_of.get(n, dept) == dept)
+            bad = sum(1 for n, *_ in quarantine if dept_of.get(n, dept) == dept)
+            outcomes.append(rejection_outcome(bad, mine, limits, dept))
+    else:
+        outcomes.append(rejection_outcome(len(quarantine), rows_in, limits))
     return frame, quarantine, outcomes
+
+
+def _range_note(row, bounds) -> str:
+    """Why a row broke its KPI's value rules, for the quarantine detail."""
+    if not bounds:
+        return ""
+    floor, low, high = bounds
+    low = floor if low is None else low
+    if low is not None and high is not None:
+        rule = f"between {low:g} and {high:g}"
+    elif low is not None:
+        rule = "not negative" if low == 0 else f"at least {low:g}"
+    elif high is not None:
+        rule = f"at most {high:g}"
+    else:
+        return ""
+    values = ", ".join(f"{c}={row[c]:g}" for c in ("value", "numerator", "denominator") if pd.notna(row[c]))
+    return f" ({values}; the KPI's values must be {rule})"
 
 
 # Reasons that refuse a batch whole (every row quarantined with one detail).
@@ -399,6 +473,7 @@ def ensure_ingest(con) -> None:
     for statement in INGEST_DDL.split(";"):
         if statement.strip():
             con.execute(statement)
+    allow_shared_sources(con)  # raw.excluded_rows is created above, after ensure_landing's pass
 
 
 def _seen_sha256(con, source_id: str, mapping: str | None = None) -> set[str]:
@@ -418,12 +493,18 @@ def _previous_schema(con, source_id: str) -> tuple[str, list] | None:
 
 
 def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, outcomes, run_id: str, now: dt.datetime,
-          schema: SchemaVerdict | None = None, gx_results: list | None = None) -> BatchReport:
+          schema: SchemaVerdict | None = None, gx_results: list | None = None,
+          kpi_departments: dict[str, str] | None = None) -> BatchReport:
+    """`kpi_departments` (KPI id -> department): a landed row's department is its KPI's; a
+    quarantined row's too where its KPI is known, else the source's (none for a shared source)."""
     mapping = mapping_sha256(source)
     batch_id = f"{source['id']}:{batch.sha256[:16]}"
     if con.execute("select count(*) from raw.batches where batch_id = ?", [batch_id]).fetchone()[0]:
         batch_id += f":{mapping[:8]}"  # the same file read again under a changed mapping
-    dept = source["department"]
+    dept = source.get("department")  # None: a shared source (its rows carry their KPI's department)
+    kpi_departments = kpi_departments or {}
+    row_depts = {n: kpi_departments.get(k) for n, k in batch.row_kpis.items()}
+    quarantine = [(n, *rest, row_depts.get(n) or dept) for n, *rest in quarantine]
     # An unreadable or empty file is one input unit, quarantined whole (its record has no row
     # number). A wide source's unit of accounting is the cell (one per KPI column and row).
     # Rows a row rule leaves out are counted apart (raw.excluded_rows), not as input rows.
@@ -434,7 +515,8 @@ def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, o
     if batch.cell_rows:  # wide source: lineage points at the file row the cell came from
         obs["row_number"] = obs["row_number"].map(batch.cell_rows)
         quarantine = [(batch.cell_rows.get(n, n) if n is not None else None, *rest) for n, *rest in quarantine]
-    obs["batch_id"], obs["source_id"], obs["department_id"] = batch_id, source["id"], dept
+    obs["batch_id"], obs["source_id"] = batch_id, source["id"]
+    obs["department_id"] = obs["kpi_id"].map(kpi_departments).fillna(dept) if len(obs) else dept
     obs["source_file"], obs["source_sha256"], obs["source_query"] = batch.source_file, batch.sha256, batch.query
     obs["loaded_at"] = now
     obs["row_number"] = obs["row_number"].astype("int64")
@@ -460,16 +542,16 @@ def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, o
         if quarantine:
             con.executemany(
                 "insert into raw.quarantine values (?, ?, ?, ?, ?, ?, ?, ?)",
-                [[batch_id, source["id"], dept, n, reason, cap_detail(detail), record, now]
-                 for n, reason, detail, record in quarantine],
+                [[batch_id, source["id"], row_dept, n, reason, cap_detail(detail), record, now]
+                 for n, reason, detail, record, row_dept in quarantine],
             )
         con.executemany(
             "insert into quality.check_results values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [[run_id, batch_id, source["id"], dept, o.suite, o.check_name, o.expectation_type, o.column, o.severity,
+            [[run_id, batch_id, source["id"], o.department_id or dept, o.suite, o.check_name, o.expectation_type, o.column, o.severity,
               o.success, o.observed, o.expected, o.unexpected_count, now] for o in outcomes],
         )
         if schema is not None:
-            reasons_seen = {r for _, r, _, _ in quarantine}
+            reasons_seen = {r for _, r, *_ in quarantine}
             # A batch the mapping could not read at all is no reference for the next one.
             verdict = "changed" if "missing_column" in reasons_seen else \
                 "refused" if reasons_seen & {"ambiguous_column", "unknown_layout", "period_not_found"} and not len(frame) \
@@ -490,10 +572,10 @@ def _land(con, batch: RawBatch, source: dict, frame: pd.DataFrame, quarantine, o
         con.execute("rollback")
         raise
     reasons: dict[str, int] = {}
-    for _, reason, _, _ in quarantine:
+    for _, reason, *_ in quarantine:
         reasons[reason] = reasons.get(reason, 0) + 1
     whole = WHOLE_BATCH_REASONS & set(reasons) and not len(frame)
-    problem = next((d for n, _, d, _ in quarantine if n is None), None) or \
+    problem = next((d for n, _, d, *_ in quarantine if n is None), None) or \
         (quarantine[0][2] if whole else None)
     return BatchReport(batch_id, batch.source_file, batch.sha256, rows_in, len(frame), len(quarantine), reasons, outcomes,
                        schema, problem, {r: len(ns) for r, ns in batch.excluded.items()})
@@ -542,7 +624,7 @@ def _record_source_failure(con, source: dict, run_id: str, now: dt.datetime, obs
     reason (its previous figures stay, stale), and the audit report shows it."""
     con.execute(
         "insert into quality.check_results values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [run_id, f"{SOURCE_ERROR_BATCH}{run_id}", source["id"], source["department"], "kpiwatch", "source_readable",
+        [run_id, f"{SOURCE_ERROR_BATCH}{run_id}", source["id"], source.get("department"), "kpiwatch", "source_readable",
          "source can be read", None, "critical", False, observed[:2000], "a readable source", 0, now])
 
 
@@ -575,6 +657,7 @@ def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.dat
         "select max(watermark) from raw.batches where source_id = ? and watermark is not null", [source_id]
     ).fetchone()[0]
     previous = _previous_schema(con, source_id)
+    kpi_departments = {k: catalog.kpis[k]["department"] for k in catalog.kpis_of_source(source_id)}
     known: list = []
 
     def history_start() -> dt.date | None:
@@ -604,11 +687,14 @@ def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.dat
                 except Refused as exc:
                     prepared = exc
             mapped = None if whole_contract or not isinstance(prepared, Prepared) else prepared.mapped
-            schema = check_schema(batch, source_id, previous, mapped) if not batch.error and batch.records else None
+            markers = source.get("missing_markers", DEFAULT_MISSING_MARKERS)
+            schema = check_schema(batch, source_id, previous, mapped, markers) \
+                if not batch.error and batch.records else None
             gx_results: list = []
             frame, quarantine, outcomes = process_batch(batch, source, catalog, as_of, schema, gx_results, prepared,
                                                         history_start)
-            landed = _land(con, batch, source, frame, quarantine, outcomes, run_id, loaded_at, schema, gx_results)
+            landed = _land(con, batch, source, frame, quarantine, outcomes, run_id, loaded_at, schema, gx_results,
+                           kpi_departments)
         except Exception as exc:  # contained: the batch is refused whole, with the cause named
             if is_warehouse_failure(exc):
                 raise
@@ -619,7 +705,8 @@ def ingest_source(con, catalog: Catalog, source_id: str, data_dir, as_of: dt.dat
             schema = None
             try:
                 frame, quarantine, outcomes = process_batch(refused, source, catalog, as_of)
-                landed = _land(con, refused, source, frame, quarantine, outcomes, run_id, loaded_at)
+                landed = _land(con, refused, source, frame, quarantine, outcomes, run_id, loaded_at,
+                               kpi_departments=kpi_departments)
             except Exception as exc2:
                 if is_warehouse_failure(exc2):
                     raise

@@ -19,7 +19,19 @@ class Rejected(ValueError):
     def __init__(self, reason: str, detail: str):
         self.reason = reason
         self.detail = detail
+        self.kpi_id: str | None = None  # the row's KPI, when it was known before the rejection
         super().__init__(f"{reason}: {detail}")
+
+
+def kpi_of(raw: str | None, kpis: dict[str, dict]) -> str | None:
+    """The KPI id a kpi_id cell names: the id itself, or a KPI's `code` as the organisation
+    writes it (`CS01`, matched exactly); anything else is returned as is (unknown_kpi_id)."""
+    if raw is None or raw in kpis:
+        return raw
+    for kpi_id, kpi in kpis.items():
+        if kpi.get("code") == raw:
+            return kpi_id
+    return raw
 
 
 def field_columns(spec) -> list[str]:
@@ -209,20 +221,24 @@ def parse_record(record: dict, source: dict, kpis: dict[str, dict]) -> dict:
     """Map a raw record through the source's column mapping; raise Rejected on a bad value."""
     columns = source["columns"]
     markers = tuple(source.get("missing_markers", DEFAULT_MISSING_MARKERS))
-    kpi_id = _evaluate("kpi_id", columns.get("kpi_id"), record, markers, None)
+    kpi_id = kpi_of(_evaluate("kpi_id", columns.get("kpi_id"), record, markers, None), kpis)
     kpi = kpis.get(kpi_id) if kpi_id else None
-    org = _evaluate("org_id", columns.get("org_id"), record, markers, None)
-    out = {
-        "kpi_id": kpi_id,
-        "org_id": str(org) if org is not None else "ALL",
-        "period": _evaluate("period", columns["period"], record, markers, kpi["frequency"] if kpi else None),
-    }
-    for part in MEASURES:
-        out[part] = _evaluate(part, columns.get(part), record, markers, None)
-    if kpi is not None:
-        if kpi["aggregation"] == "ratio":
-            if out["numerator"] is None or out["denominator"] is None:
-                raise Rejected("missing_value", "a ratio KPI needs numerator and denominator")
-        elif out["value"] is None:
-            raise Rejected("missing_value", "value is empty")
+    try:
+        org = _evaluate("org_id", columns.get("org_id"), record, markers, None)
+        out = {
+            "kpi_id": kpi_id,
+            "org_id": str(org) if org is not None else "ALL",
+            "period": _evaluate("period", columns["period"], record, markers, kpi["frequency"] if kpi else None),
+        }
+        for part in MEASURES:
+            out[part] = _evaluate(part, columns.get(part), record, markers, None)
+        if kpi is not None:
+            if kpi["aggregation"] == "ratio":
+                if out["numerator"] is None or out["denominator"] is None:
+                    raise Rejected("missing_value", "a ratio KPI needs numerator and denominator")
+            elif out["value"] is None:
+                raise Rejected("missing_value", "value is empty")
+    except Rejected as rej:
+        rej.kpi_id = kpi_id if kpi is not None else None
+        raise
     return out

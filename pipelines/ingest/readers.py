@@ -43,6 +43,9 @@ class RawBatch:
     layout: str | None = None
     period_origin: str | None = None
     sheet_rows: list[int] | None = None  # excel: the sheet row of each record (lineage as the sheet shows it)
+    # set while landing: the KPI of each parsed or rejected record whose KPI is known (a shared
+    # source's rows are accounted to their KPI's department)
+    row_kpis: dict[int, str] = field(default_factory=dict)
 
 
 def _sha256_file(path: Path) -> str:

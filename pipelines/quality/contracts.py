@@ -95,9 +95,12 @@ def value_type(v: object) -> str | None:
 _UNSEEN = object()
 
 
-def infer_schema(columns: list[str], records: list[dict]) -> list[tuple[str, str]]:
+def infer_schema(columns: list[str], records: list[dict], markers=()) -> list[tuple[str, str]]:
     """[(column, type)] in file order; type `empty` when a column has no value at all, and
-    `string` when no type reaches TYPE_MAJORITY of the non-empty values."""
+    `string` when no type reaches TYPE_MAJORITY of the non-empty values. Cells holding one of
+    the source's missing `markers` (`N/A`, `-`) are left out like empty cells: a marked gap
+    is a missing value (its row is quarantined as missing_value), never a change of type."""
+    markers = {str(m).strip() for m in markers}
     out = []
     for name in columns:
         if not name:
@@ -110,7 +113,7 @@ def infer_schema(columns: list[str], records: list[dict]) -> list[tuple[str, str
             if kind is str:
                 t = memo.get(v, _UNSEEN)
                 if t is _UNSEEN:
-                    t = memo[v] = value_type(v)
+                    t = memo[v] = None if v.strip() in markers else value_type(v)
             elif kind is float or kind is int:
                 t = "number"
             else:

@@ -37,6 +37,9 @@ class ExpectationOutcome:
     reason: str | None = None
     unexpected_rows: list[int] = field(default_factory=list)  # row numbers (the frame's index)
     suite: str = "kpiwatch"  # the GX suite, or "kpiwatch" for kpiwatch's own checks
+    # a check judged for one department only (a shared source's rejection rate per department);
+    # None: the batch's (every department the source feeds)
+    department_id: str | None = None
 
 
 def load_suite_dict(name: str = SUITE) -> dict:

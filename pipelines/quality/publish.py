@@ -2,7 +2,8 @@
 
 After dbt and the drift step, for every department:
 - blocking checks = failed `critical` checks on the latest batch of each of its sources (source
-  contract, schema, GX suite, rejection rate) plus failed `critical` expectations of the
+  contract, schema, GX suite, rejection rate; a shared source's failure blocks every department
+  it feeds, its rejection rate is judged per department on that department's KPIs' rows) plus failed `critical` expectations of the
   published mart's contract (expectations/suites/mart_fct_kpi_progress.json) on its rows;
 - none: the department's current figures (latest period of each KPI in marts.fct_kpi_progress)
   are published: appended to publish.kpi_figures with this run's id and their evidence;
@@ -97,7 +98,8 @@ class MartCheck:
 
 # The batch the mart contract checks: the latest row of each catalog KPI that has one.
 MART_QUERY = """
-    select p.kpi_id, k.department_id, p.period, p.actual, p.status, p.data_trust, p.forecast_status, k.unit
+    select p.kpi_id, k.department_id, p.period, p.actual, p.status, p.data_trust, p.forecast_status, k.unit,
+           k.min_value, k.max_value
     from catalog.kpis k
     join marts.fct_kpi_progress p on p.kpi_id = k.kpi_id and p.is_latest
     where p.period is not null"""
@@ -111,7 +113,9 @@ def validate_mart(latest: pd.DataFrame, as_of: dt.date, gx_results: list | None 
     from pipelines.quality.gx_validation import validate_frame, validate_sql
 
     frame = latest[["kpi_id", "department_id", "period", "actual", "status", "data_trust",
-                    "forecast_status", "unit"]].reset_index(drop=True)
+                    "forecast_status", "unit", "min_value", "max_value"]].reset_index(drop=True)
+    for col in ("actual", "min_value", "max_value"):
+        frame[col] = frame[col].astype("float64")
     if sql_url:
         outcomes, keys = validate_sql(sql_url, MART_QUERY, {"as_of": as_of}, MART_SUITE, "kpi_id", gx_results)
         dept_of = dict(zip(frame["kpi_id"], frame["department_id"]))
@@ -154,7 +158,7 @@ def latest_figures(con) -> list[dict]:
     """Every catalog KPI with the latest row of marts.fct_kpi_progress (none: period is null)."""
     return _rows(con, """
         select k.department_id, k.kpi_id, k.name as kpi_name, k.unit, k.direction, k.owner_name,
-               k.source_id, p.period, p.actual, p.numerator, p.denominator, p.expected_value,
+               k.source_id, k.min_value, k.max_value, p.period, p.actual, p.numerator, p.denominator, p.expected_value,
                p.target_value, p.target_date, p.status, p.previous_status, p.forecast_value,
                p.forecast_status, p.data_trust, p.data_trust_reason, p.latest_batch_id
         from catalog.kpis k
@@ -162,10 +166,24 @@ def latest_figures(con) -> list[dict]:
         order by k.department_id, k.kpi_id""")
 
 
+# The departments each source feeds: its own, or for a shared source (no department) those of
+# its KPIs.
+FED_DEPARTMENTS = """
+    fed as (
+        select source_id, department_id, false as shared from catalog.sources where department_id is not null
+        union
+        select k.source_id, k.department_id, true as shared
+        from catalog.kpis k join catalog.sources s on s.source_id = k.source_id
+        where s.department_id is null
+    )"""
+
+
 def blocking_source_checks(con, run_id: str | None = None) -> dict[str, list[dict]]:
     """department -> failed critical checks on the latest batch of each of its sources, and
-    (with `run_id`) its sources that could not be read at all in that run."""
-    rows = _rows(con, """
+    (with `run_id`) its sources that could not be read at all in that run. A shared source's
+    failed check blocks every department it feeds, except a check judged for one department
+    (its rejection rate on that department's KPIs' rows), which blocks that department only."""
+    rows = _rows(con, f"""
         with latest_batch as (
             select source_id, batch_id, source_file, loaded_at, run_id from (
                 select *, row_number() over (partition by source_id order by loaded_at desc, batch_id desc) as rn
@@ -175,25 +193,28 @@ def blocking_source_checks(con, run_id: str | None = None) -> dict[str, list[dic
         results as (
             select * from (
                 select *, row_number() over (
-                    partition by batch_id, suite, check_name, coalesce(column_name, '') order by checked_at desc) as rn
+                    partition by batch_id, suite, check_name, coalesce(column_name, ''), coalesce(department_id, '')
+                    order by checked_at desc) as rn
                 from quality.check_results) ranked
             where rn = 1
-        )
-        select s.department_id, r.source_id, r.batch_id, b.source_file, b.run_id as landed_run_id,
+        ),{FED_DEPARTMENTS}
+        select fed.department_id, r.source_id, r.batch_id, b.source_file, b.run_id as landed_run_id,
                r.suite, r.check_name, r.observed
         from results r
         join latest_batch b on b.batch_id = r.batch_id
-        join catalog.sources s on s.source_id = r.source_id
+        join fed on fed.source_id = r.source_id
         where r.severity = 'critical' and not r.success
-        order by s.department_id, r.source_id, r.check_name""")
+          and (not fed.shared or r.department_id is null or r.department_id = fed.department_id)
+        order by fed.department_id, r.source_id, r.check_name""")
     if run_id is not None:
-        rows += _rows(con, """
-            select s.department_id, r.source_id, null as batch_id, null as source_file, r.run_id as landed_run_id,
+        rows += _rows(con, f"""
+            with{FED_DEPARTMENTS}
+            select fed.department_id, r.source_id, null as batch_id, null as source_file, r.run_id as landed_run_id,
                    r.suite, r.check_name, r.observed
             from quality.check_results r
-            join catalog.sources s on s.source_id = r.source_id
+            join fed on fed.source_id = r.source_id
             where r.run_id = ? and r.check_name = 'source_readable' and not r.success
-            order by s.department_id, r.source_id""", [run_id])
+            order by fed.department_id, r.source_id""", [run_id])
     out: dict[str, list[dict]] = {}
     for r in rows:
         out.setdefault(r["department_id"], []).append(r)

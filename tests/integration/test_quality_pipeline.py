@@ -140,7 +140,8 @@ def test_asset_checks_report_contracts_drift_and_publication(runs):
     assert evals[("ingest/employment_return", "schema_contract")] is True
     assert evals[("quality/drift_findings", "kpi_values_within_history")] is False
     assert evals[("publish/kpi_status", "departments_published")] is False
-    assert evals[("publish/kpi_status", "percent_within_0_100")] is True
+    assert evals[("publish/kpi_status", "actual_at_least_min")] is True
+    assert evals[("publish/kpi_status", "actual_at_most_max")] is True
 
 
 def test_explain_traces_the_red_kpi_to_its_source_rows(runs):

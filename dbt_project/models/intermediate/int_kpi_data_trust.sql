@@ -2,7 +2,8 @@
 -- beside the status, never inside it.
 --   failed_checks: a batch that delivered the value has a failed critical quality check.
 --     Every batch that contributed a latest revision counts (a KPI combined over several
---     organisations can draw on several batches), not only latest_batch_id.
+--     organisations can draw on several batches), not only latest_batch_id. A check judged for
+--     one department (a shared source's rejection rate) counts for that department's KPIs only.
 --   stale: the KPI's source is overdue. Applied to the KPI's latest period only: an older
 --     period's value is not made less trustworthy by later deliveries going missing.
 --   trusted: otherwise.
@@ -57,8 +58,13 @@ failed_checks as (
         ) %}
         string_agg(distinct {{ failure }}, ', ' order by {{ failure }}) as failed_on
     from contributing_batches
+    inner join kpis
+        on contributing_batches.kpi_id = kpis.kpi_id
     inner join check_results
         on contributing_batches.batch_id = check_results.batch_id
+        -- a check judged for one department (a shared source's rejection rate on that
+        -- department's KPIs' rows) concerns that department's KPIs only
+        and (check_results.department_id is null or check_results.department_id = kpis.department_id)
     where check_results.severity = 'critical'
         and not check_results.success
     group by contributing_batches.kpi_id, contributing_batches.period

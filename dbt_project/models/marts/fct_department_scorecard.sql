@@ -2,7 +2,7 @@
 -- Status counts use each KPI's latest period; a catalog KPI with no actual at all counts as
 -- grey, so green + amber + red + grey = kpis. untrusted counts KPIs whose latest value is
 -- not trusted (stale or failed_checks). source_overdue: any of the department's sources is
--- overdue.
+-- overdue (a shared source, without a department, is the source of each department it feeds).
 
 with
 
@@ -68,11 +68,17 @@ milestone_counts as (
 
 ),
 
+-- a shared source (no department) counts for every department whose KPIs it feeds
 overdue as (
 
-    select department_id, bool_or(is_overdue) as source_overdue
+    select
+        coalesce(freshness.department_id, shared_kpis.department_id) as department_id,
+        bool_or(freshness.is_overdue) as source_overdue
     from freshness
-    group by department_id
+    left join kpis as shared_kpis
+        on freshness.department_id is null
+        and shared_kpis.source_id = freshness.source_id
+    group by coalesce(freshness.department_id, shared_kpis.department_id)
 
 ),
 
