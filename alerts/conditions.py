@@ -79,11 +79,18 @@ class _Context:
     @classmethod
     def load(cls, con, fallback_channel: str, as_of: date) -> "_Context":
         _require_tables(con, CATALOG_TABLES)
+        have = {r[0] for r in con.execute(
+            "select column_name from information_schema.columns where table_schema = 'catalog' and table_name = 'kpis'"
+        ).fetchall()}
+        extra = "".join(f", {c}" if c in have else f", null as {c}"
+                        for c in ("code", "fiscal_start_month", "tolerance", "tolerance_kind"))
         kpis = _rows(
             con,
             "select kpi_id, name, department_id, source_id, owner_name, owner_slack, unit, "
-            "direction, frequency, tags from catalog.kpis order by kpi_id",
+            f"direction, frequency, tags{extra} from catalog.kpis order by kpi_id",
         )
+        for row in kpis:  # "CS01 Calls answered": the organisation's code beside the name
+            row["display_name"] = display.kpi_title(row["kpi_id"], row.get("code"), row.get("name"))
         departments = _rows(con, "select department_id, name, channel, head_name, head_slack from catalog.departments")
         has_sources = _rows(con, "select count(*) as n from information_schema.tables "
                                  "where table_schema = 'catalog' and table_name = 'sources'")[0]["n"]
@@ -195,12 +202,13 @@ def _delta(delta: float, unit: str | None) -> str:
     return display.change(delta, unit) if display.is_percent(unit) else _num(delta, unit, signed=True)
 
 
-def _period(value: Any, frequency: str | None) -> str:
-    """The period's label: 2026-W14, 2026-03, 2026-Q3, 2026, 2019/20 (kpimodel/periods.py)."""
+def _period(value: Any, frequency: str | None, fiscal_start_month: int | None = 1) -> str:
+    """The period's label: 2026-W14, 2026-03, 2026-Q3, 2014/15 Q2 (a quarter of an April year),
+    2026, 2019/20 (kpimodel/periods.py)."""
     day = _as_date(value)
     if day is None:
         return "n/a"
-    return periods.label(day, frequency)
+    return periods.label(day, frequency, fiscal_start_month)
 
 
 def _day(value: Any) -> str:
@@ -311,8 +319,8 @@ def _kpi_status_alert(rule: Rule, row: dict[str, Any], ctx: _Context) -> Alert |
     kpi_id = row["kpi_id"]
     kpi = ctx.kpi(kpi_id)
     unit = kpi.get("unit")
-    name = row.get("kpi_name") or kpi.get("name") or kpi_id
-    period = _period(row["period"], kpi.get("frequency"))
+    name = kpi.get("display_name") or row.get("kpi_name") or kpi_id
+    period = _period(row["period"], kpi.get("frequency"), kpi.get("fiscal_start_month"))
     by_standard = row.get("judged_by") == "standard"
     previous = row.get("previous_status")
     actual, (expected, standard) = _judged(row["actual"], [row.get("expected_value"), row.get("standard_value")], unit)
@@ -329,11 +337,16 @@ def _kpi_status_alert(rule: Rule, row: dict[str, Any], ctx: _Context) -> Alert |
         text += _standard_record(row) + "."
     else:
         title = f"{name} is {status}"
+        tolerance = display.tolerance_text(kpi.get("tolerance"), kpi.get("tolerance_kind"), unit)
         if previous and previous != status:
             title += f" (was {previous})"
         text = f"{period}: actual {actual} against {expected} expected"
         if row.get("target_value") is not None:
             text += f" on the trajectory to {_num(row['target_value'], unit)} by {_day(row['target_date'])}"
+        if tolerance and status == "amber":  # the tolerance as the catalog writes it
+            text += f" ({status}: within {tolerance} of target)"
+        elif tolerance and status == "red":
+            text += f" ({status}: more than {tolerance} from target)"
         text += "."
         if row.get("standard_value") is not None:
             text += (f" Standard {standard}: {'met' if row.get('standard_met') else 'not met'}"
@@ -351,7 +364,7 @@ def _kpi_status_alert(rule: Rule, row: dict[str, Any], ctx: _Context) -> Alert |
     change = f"{previous} → {status}" if previous and previous != status else f"still {status}"
     if row.get("previous_actual") is not None and row.get("actual") is not None:
         delta = float(row["actual"]) - float(row["previous_actual"])
-        change += f"; {_delta(delta, unit)} since {_period(row['previous_period'], kpi.get('frequency'))}"
+        change += f"; {_delta(delta, unit)} since {_period(row['previous_period'], kpi.get('frequency'), kpi.get('fiscal_start_month'))}"
     return _alert(
         rule,
         ctx,
@@ -414,7 +427,7 @@ def _milestone_alert(rule: Rule, row: dict[str, Any], ctx: _Context) -> Alert | 
     kpi_id = row.get("kpi_id")
     kpi = ctx.kpi(kpi_id)
     unit = kpi.get("unit")
-    kpi_name = kpi.get("name") or kpi_id or "the KPI"
+    kpi_name = kpi.get("display_name") or kpi_id or "the KPI"
     threshold = _num(row["threshold"], unit)
     due = _day(row["due_date"])
     days = row.get("days_to_due")
@@ -429,7 +442,7 @@ def _milestone_alert(rule: Rule, row: dict[str, Any], ctx: _Context) -> Alert | 
     latest = None
     if judged_value is not None:
         when = row.get("judged_period") if in_period else row.get("latest_period")
-        latest = f"{judged_text} ({_period(when, kpi.get('frequency'))})"
+        latest = f"{judged_text} ({_period(when, kpi.get('frequency'), kpi.get('fiscal_start_month'))})"
     label = {"missed": "Milestone missed", "at_risk": "Milestone at risk",
              "no_data": "Milestone without data"}.get(state, f"Milestone {state}")
     title = f"{label}: {row['title']}"
@@ -495,12 +508,14 @@ def _source_overdue_alert(rule: Rule, row: dict[str, Any], ctx: _Context) -> Ale
     source_id = row["source_id"]
     kpi_ids = ctx.source_kpis(source_id)
     cadence = row.get("cadence")
-    expected = _period(row["expected_period"], cadence)
-    latest = _period(row["latest_period"], cadence) if row.get("latest_period") else "none yet"
+    # the year start of its KPIs (as int_source_freshness): a fiscal quarter reads "2014/15 Q2"
+    fiscal = min((ctx.kpi(k).get("fiscal_start_month") or 1 for k in kpi_ids), default=1)
+    expected = _period(row["expected_period"], cadence, fiscal)
+    latest = _period(row["latest_period"], cadence, fiscal) if row.get("latest_period") else "none yet"
     overdue = row.get("periods_overdue")
     text = f"Data for {expected} is due (lag {row.get('lag_days')} days) but the latest period delivered is {latest}"
     text += f" ({overdue} period{'s' if overdue != 1 else ''} overdue)." if overdue is not None else "."
-    kpi_names = ", ".join(ctx.kpi(kpi_id).get("name") or kpi_id for kpi_id in kpi_ids)
+    kpi_names = ", ".join(ctx.kpi(kpi_id).get("display_name") or kpi_id for kpi_id in kpi_ids)
     return _alert(
         rule,
         ctx,
@@ -602,7 +617,7 @@ def _check_failed_alert(rule: Rule, group: dict[str, Any], ctx: _Context) -> Ale
         f"{len(checks)} {which} check{'s' if len(checks) != 1 else ''} failed on the latest batch "
         f"{group['batch_id']} of {source_id}: {shown}."
     )
-    kpi_names = ", ".join(ctx.kpi(kpi_id).get("name") or kpi_id for kpi_id in kpi_ids)
+    kpi_names = ", ".join(ctx.kpi(kpi_id).get("display_name") or kpi_id for kpi_id in kpi_ids)
     return _alert(
         rule,
         ctx,
@@ -647,8 +662,8 @@ def _anomaly_alert(rule: Rule, row: dict[str, Any], ctx: _Context) -> Alert | No
     kpi_id = row["kpi_id"]
     kpi = ctx.kpi(kpi_id)
     unit = kpi.get("unit")
-    name = kpi.get("name") or kpi_id
-    period = _period(row["period"], kpi.get("frequency"))
+    name = kpi.get("display_name") or kpi_id
+    period = _period(row["period"], kpi.get("frequency"), kpi.get("fiscal_start_month"))
     z = row.get("robust_z")
     z_text = f"{float(z):+.1f}" if z is not None else "n/a"
     text = (
@@ -709,8 +724,8 @@ def _drift_alert(rule: Rule, row: dict[str, Any], ctx: _Context) -> Alert | None
     kpi_id = row.get("kpi_id")
     kpi = ctx.kpi(kpi_id) if kpi_id else {}
     unit = None if row["finding_kind"] in ("volume", "missing_submission") else kpi.get("unit")  # rows, not the KPI's unit
-    about = (kpi.get("name") or kpi_id) if kpi_id else f"source {row['source_id']}"
-    period = _period(row["period"], kpi.get("frequency"))
+    about = (kpi.get("display_name") or kpi_id) if kpi_id else f"source {row['source_id']}"
+    period = _period(row["period"], kpi.get("frequency"), kpi.get("fiscal_start_month"))
     bounds = ""
     if row.get("lower_bound") is not None and row.get("upper_bound") is not None:
         bounds = f" (expected range {_num(row['lower_bound'], unit)} to {_num(row['upper_bound'], unit)})"

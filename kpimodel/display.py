@@ -49,8 +49,9 @@ def base_decimals(value: float) -> int:
 
 
 def decimals_against(value: float | None, thresholds: Iterable[float | None], base: int | None = None) -> int:
-    """The fewest decimals (at least `base`) at which the shown figure and each shown
-    threshold compare as the figure and the threshold do."""
+    """The fewest decimals (at least `base`: the KPI's own `decimals` when the catalog gives
+    them, else the usual one below 100) at which the shown figure and each shown threshold
+    compare as the figure and the threshold do."""
     if value is None:
         return base or 0
     points = [float(t) for t in thresholds if t is not None]
@@ -75,19 +76,80 @@ def number(value: float | None, unit: str | None = None, decimals: int | None = 
     return f"{text}%" if is_percent(unit) else text
 
 
-def figure(value: float | None, unit: str | None = None, against: Iterable[float | None] = ()) -> str:
-    """`value` shown with enough decimals never to contradict its comparison with `against`."""
-    return number(value, unit, decimals_against(value, list(against)))
+def at_least(value: float | None, decimals: int | None) -> int | None:
+    """The fewest decimals a KPI's figure is shown with: its own `decimals` (the precision its
+    targets were written with: 3.15 -> 2), never fewer than the usual ones (85.5 stays 85.5
+    beside a target of 80)."""
+    if decimals is None:
+        return None
+    return max(int(decimals), base_decimals(value if value is not None else 0))
 
 
-def figures(value: float | None, others: Iterable[float | None], unit: str | None = None) -> tuple[str, list[str]]:
+def figure(value: float | None, unit: str | None = None, against: Iterable[float | None] = (),
+           decimals: int | None = None) -> str:
+    """`value` shown with enough decimals never to contradict its comparison with `against`
+    (at least the KPI's own `decimals`)."""
+    return number(value, unit, decimals_against(value, list(against), at_least(value, decimals)))
+
+
+def figures(value: float | None, others: Iterable[float | None], unit: str | None = None,
+            decimals: int | None = None) -> tuple[str, list[str]]:
     """The figure and the thresholds it is judged against, all with the same decimals, so that
-    "94.99% against 95.00%" reads as the miss it is."""
+    "94.99% against 95.00%" reads as the miss it is; at least the KPI's own `decimals` (a
+    target of 3.15 is "3.15", not "3.1")."""
     others = list(others)
-    decimals = decimals_against(value, others)
+    base = at_least(value if value is not None else next((o for o in others if o is not None), None), decimals)
+    decimals = decimals_against(value, others, base)
     if value is None:
-        decimals = max((base_decimals(o) for o in others if o is not None), default=1)
+        decimals = base if base is not None else max((base_decimals(o) for o in others if o is not None), default=1)
     return number(value, unit, decimals), [number(o, unit, decimals) for o in others]
+
+
+def tolerance_text(tolerance: float | None, kind: str | None, unit: str | None = None) -> str | None:
+    """A tolerance as the catalog writes it: "10%" (a share of the target) or an amount in the
+    KPI's unit ("0.5 days", "1 pp" for a percentage)."""
+    if tolerance is None:
+        return None
+    if kind == "share":
+        return f"{rounded(float(tolerance) * 100, 6).normalize():f}%"
+    text = f"{rounded(float(tolerance), 6).normalize():f}"
+    if is_percent(unit):
+        return f"{text} pp"
+    return f"{text} {unit}" if unit and unit.strip() else text
+
+
+def status_words(row: dict, tolerance: float | None = None, kind: str | None = None, unit: str | None = None) -> str:
+    """A period's status in words with the tolerance as written: "amber (within 10% of
+    target)", "red (more than 10% from target)", "standard met", "within range", "no target"
+    (a figure with neither target nor standard: shown as data only)."""
+    st, judged = row.get("status"), row.get("judged_by")
+    tol = tolerance_text(tolerance, kind, unit)
+    if judged == "standard":
+        return f"standard {'met' if row.get('standard_met') else 'not met'}"
+    if judged == "band":
+        what = "within range" if row.get("standard_met") else "outside range"
+        if st == "amber" and tol:
+            return f"{what} (amber: within {tol} of the range)"
+        if st == "red" and tol:
+            return f"{what} (red: more than {tol} outside the range)"
+        return f"{what} ({st})"
+    if judged == "trajectory":
+        if st == "amber" and tol:
+            return f"amber (within {tol} of target)"
+        if st == "red" and tol:
+            return f"red (more than {tol} from target)"
+        return str(st)
+    if row.get("actual") is not None:
+        return "no target (target withdrawn)" if row.get("target_withdrawn") else "no target"
+    return str(st)
+
+
+def kpi_title(kpi_id: str, code: str | None = None, name: str | None = None) -> str:
+    """A KPI with the organisation's own code beside it: "CS01 Calls answered" (with a name),
+    "CS01 (cs01)" (the id); the id or name alone when the code is the id."""
+    if not code or code == kpi_id:
+        return name or kpi_id
+    return f"{code} {name}" if name else f"{code} ({kpi_id})"
 
 
 def change(delta: float | None, unit: str | None = None) -> str:

@@ -6,7 +6,7 @@ A period is stored as its first day. Frequencies:
 |---|---|---|---|
 | weekly | Monday of an ISO week | `2026-W14` | `2026W14`, a Monday's date |
 | monthly | 1st of a month | `2026-03` | `2026-03-01`, `Mar 2026`, `March 2026` |
-| quarterly | 1st of Jan/Apr/Jul/Oct | `2026-Q3` | `2026Q3`; fiscal `2019/20 Q1` (= Apr-Jun 2019 with an April year) |
+| quarterly | 1st of Jan/Apr/Jul/Oct | `2026-Q3`; `2019/20 Q1` when the year starts in April | `2026Q3`; fiscal `2019/20 Q1` (= Apr-Jun 2019 with an April year) |
 | annual | 1 January | `2026` | `2026-01-01` |
 | fiscal_year | 1st of the start month (April by default) | `2019/20` | `2019/2020`, `FY2019/20`, `2019-20` (but `2011-12` is December 2011) |
 
@@ -82,13 +82,18 @@ def next_start(start: dt.date, frequency: str) -> dt.date:
     return end_of(start, frequency) + dt.timedelta(days=1)
 
 
-def label(start: dt.date, frequency: str | None) -> str:
+def label(start: dt.date, frequency: str | None, fiscal_start_month: int | None = 1) -> str:
     """How a period is written everywhere kpiwatch shows one: 2026-W14, 2026-03, 2026-Q3, 2026,
-    2019/20."""
+    2019/20. A quarter of a KPI whose year starts in another month than January
+    (`fiscal_start_month`, e.g. 4) is a fiscal quarter: `2014/15 Q2` (July-September 2014)."""
     if frequency == "weekly":
         year, week, _ = start.isocalendar()
         return f"{year}-W{week:02d}"
     if frequency == "quarterly":
+        fiscal = fiscal_start_month or 1
+        if fiscal != 1 and (start.month - fiscal) % 3 == 0:
+            first = start.year if start.month >= fiscal else start.year - 1
+            return f"{first}/{(first + 1) % 100:02d} Q{(start.month - fiscal) % 12 // 3 + 1}"
         return f"{start.year}-Q{(start.month - 1) // 3 + 1}"
     if frequency == "annual":
         return f"{start.year}"
@@ -140,7 +145,10 @@ def parse(text: str, frequency: str | None = None,
             if _second_year(first, m[2]) != first + 1:
                 raise ValueError
             _only(text, frequency, ("quarterly",), "a fiscal quarter")
-            day = _add_months(dt.date(first, fiscal_start_month, 1), 3 * (q - 1))
+            # a year written across two calendar years does not start in January: a KPI
+            # without its own year start reads it as the UK financial year (April), as ingest does
+            start = fiscal_start_month if fiscal_start_month != 1 else DEFAULT_FISCAL_START_MONTH
+            day = _add_months(dt.date(first, start, 1), 3 * (q - 1))
         elif m := _FISCAL_YEAR.match(text):
             first = int(m[1])
             if _second_year(first, m[2]) != first + 1:
@@ -173,9 +181,9 @@ def forms(frequency: str | None = None) -> str:
             "fiscal_year": "YYYY/YY"}.get(frequency or "", "YYYY-MM, YYYY-MM-DD, YYYY-Qn, YYYY/YY Qn, YYYY-Www, YYYY or YYYY/YY")
 
 
-def words(start: dt.date, frequency: str | None) -> str:
+def words(start: dt.date, frequency: str | None, fiscal_start_month: int | None = 1) -> str:
     """A period for prose: 'Oct 2026' for a month, otherwise its label ('2026-W14',
-    '2026-Q3', '2026', '2019/20')."""
+    '2026-Q3', '2014/15 Q2', '2026', '2019/20')."""
     if frequency in (None, "monthly"):
         return f"{start:%b %Y}"
-    return label(start, frequency)
+    return label(start, frequency, fiscal_start_month)

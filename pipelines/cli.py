@@ -382,16 +382,28 @@ def _kpi_table(kpis: list[dict], title: str) -> Table:
         t.add_column(col, overflow="fold")
     for k in kpis:
         st, trust = k["status"], k["data_trust"]
+        decimals = k.get("decimals")
         # actual, expected value and standard with enough decimals to tell met from not met
+        # (at least the KPI's own decimals: 3.15 stays 3.15)
         actual, (expected, standard) = display.figures(
-            k["actual"], [k["expected_value"], k.get("standard_value")], k["unit"])
-        words = {"standard": f"standard {'met' if k.get('standard_met') else 'not met'}",
-                 "band": f"{'within' if k.get('standard_met') else 'outside'} range ({st})"}.get(k.get("judged_by"), st)
+            k["actual"], [k["expected_value"], k.get("standard_value")], k["unit"], decimals)
+        if k.get("no_figure"):
+            words = k["no_figure"]["text"]
+        else:
+            words = display.status_words(k, k.get("tolerance"), k.get("tolerance_kind"), k["unit"])
+        forecast = k["forecast_status"]
+        if forecast == "unknown" and k.get("forecast_reason"):
+            forecast = k["forecast_reason"]
+        elif forecast == "unknown" and k.get("actual") is not None and k.get("expected_value") is None \
+                and k.get("standard_value") is None:
+            forecast = "no target to forecast"
         t.add_row(
-            k["department_id"], k["kpi_id"], periods.label(k["period"], k.get("frequency")) if k["period"] else "–", actual,
+            k["department_id"], escape(display.kpi_title(k["kpi_id"], k.get("code"))),
+            periods.label(k["period"], k.get("frequency"), k.get("fiscal_start_month")) if k["period"] else "–", actual,
             expected if k["expected_value"] is not None else "–", _standard_cell(k, standard),
-            f"{_fmt(k['target_value'], k['unit'])} by {k['target_date']}" if k["target_value"] is not None else "–",
-            f"[{STATUS_STYLE.get(st, '')}]{words}[/]", k["forecast_status"],
+            f"{display.number(k['target_value'], k['unit'], display.at_least(k['target_value'], decimals))} by {k['target_date']}"
+            if k["target_value"] is not None else "–",
+            f"[{STATUS_STYLE.get(st, '')}]{escape(words)}[/]", escape(forecast),
             f"[{TRUST_STYLE.get(trust, '')}]{trust}[/]",
         )
     return t
@@ -477,12 +489,12 @@ def _print_summary(s: Settings, run_id: str) -> None:
         if src["is_overdue"]:
             if src["latest_period"] is None:
                 out.print(f"  [yellow]overdue source[/] {src['source_id']} ({src['department_id']}): nothing landed yet"
-                          + (f", {periods.label(src['expected_period'], src['cadence'])} expected"
+                          + (f", {periods.label(src['expected_period'], src['cadence'], src.get('fiscal_start_month'))} expected"
                              if src["expected_period"] else ""))
             else:
                 out.print(f"  [yellow]overdue source[/] {src['source_id']} ({src['department_id']}): latest period "
-                          f"{periods.label(src['latest_period'], src['cadence'])}, expected "
-                          f"{periods.label(src['expected_period'], src['cadence'])} ({src['periods_overdue']} missing)")
+                          f"{periods.label(src['latest_period'], src['cadence'], src.get('fiscal_start_month'))}, expected "
+                          f"{periods.label(src['expected_period'], src['cadence'], src.get('fiscal_start_month'))} ({src['periods_overdue']} missing)")
     for a in sm["anomalies"]:
         out.print(f"  [magenta]sudden jump[/] {a['kpi_id']} in {str(a['period'])[:7]}: {_fmt(a['actual'])} "
                   f"(change {_fmt(a['change'])}, robust z {a['robust_z']:.1f})")

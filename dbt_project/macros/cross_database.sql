@@ -202,28 +202,43 @@
 {#- How a period (its first day) is written for its frequency, as kpimodel/periods.py
     writes it: weekly '2026-W14' (ISO week), monthly '2026-03', quarterly '2026-Q3', annual
     '2026', fiscal_year '2019/20' (a fiscal year starting in January is '2019'). -#}
-{% macro period_label(date_expr, frequency_expr) -%}
-    {{ return(adapter.dispatch('period_label', 'kpiwatch')(date_expr, frequency_expr)) }}
+{% macro period_label(date_expr, frequency_expr, fiscal_start_month_expr='1') -%}
+    {{ return(adapter.dispatch('period_label', 'kpiwatch')(date_expr, frequency_expr, fiscal_start_month_expr)) }}
 {%- endmacro %}
 
-{% macro duckdb__period_label(date_expr, frequency_expr) -%}
-    case {{ frequency_expr }}
-        when 'weekly' then strftime({{ date_expr }}, '%G-W%V')
-        when 'quarterly' then strftime({{ date_expr }}, '%Y') || '-Q' || cast(quarter({{ date_expr }}) as varchar)
-        when 'annual' then strftime({{ date_expr }}, '%Y')
-        when 'fiscal_year' then
+{#- A quarter of a KPI whose year starts in another month than January (fiscal_start_month_expr)
+    is labelled as a fiscal quarter, "2014/15 Q2" (July-September 2014 for an April year), as
+    kpimodel/periods.py's label() does. -#}
+{% macro duckdb__period_label(date_expr, frequency_expr, fiscal_start_month_expr='1') -%}
+    case
+        when {{ frequency_expr }} = 'quarterly' and coalesce({{ fiscal_start_month_expr }}, 1) <> 1
+            and (month({{ date_expr }}) - coalesce({{ fiscal_start_month_expr }}, 1) + 12) % 3 = 0 then
+            strftime({{ date_expr }} - (coalesce({{ fiscal_start_month_expr }}, 1) - 1) * interval '1 month', '%Y')
+            || '/' || strftime({{ date_expr }} - (coalesce({{ fiscal_start_month_expr }}, 1) - 1) * interval '1 month'
+                + interval 1 year, '%y')
+            || ' Q' || cast((month({{ date_expr }}) - coalesce({{ fiscal_start_month_expr }}, 1) + 12) % 12 // 3 + 1 as varchar)
+        when {{ frequency_expr }} = 'weekly' then strftime({{ date_expr }}, '%G-W%V')
+        when {{ frequency_expr }} = 'quarterly' then strftime({{ date_expr }}, '%Y') || '-Q' || cast(quarter({{ date_expr }}) as varchar)
+        when {{ frequency_expr }} = 'annual' then strftime({{ date_expr }}, '%Y')
+        when {{ frequency_expr }} = 'fiscal_year' then
             case when month({{ date_expr }}) = 1 then strftime({{ date_expr }}, '%Y')
             else strftime({{ date_expr }}, '%Y') || '/' || strftime({{ date_expr }} + interval 1 year, '%y') end
         else strftime({{ date_expr }}, '%Y-%m')
     end
 {%- endmacro %}
 
-{% macro default__period_label(date_expr, frequency_expr) -%}
-    case {{ frequency_expr }}
-        when 'weekly' then to_char({{ date_expr }}, 'IYYY-"W"IW')
-        when 'quarterly' then to_char({{ date_expr }}, 'YYYY-"Q"Q')
-        when 'annual' then to_char({{ date_expr }}, 'YYYY')
-        when 'fiscal_year' then
+{% macro default__period_label(date_expr, frequency_expr, fiscal_start_month_expr='1') -%}
+    case
+        when {{ frequency_expr }} = 'quarterly' and coalesce({{ fiscal_start_month_expr }}, 1) <> 1
+            and mod(cast(extract(month from {{ date_expr }}) as integer) - coalesce({{ fiscal_start_month_expr }}, 1) + 12, 3) = 0 then
+            to_char({{ date_expr }} - (coalesce({{ fiscal_start_month_expr }}, 1) - 1) * interval '1 month', 'YYYY')
+            || '/' || to_char({{ date_expr }} - (coalesce({{ fiscal_start_month_expr }}, 1) - 1) * interval '1 month'
+                + interval '1 year', 'YY')
+            || ' Q' || cast(mod(cast(extract(month from {{ date_expr }}) as integer) - coalesce({{ fiscal_start_month_expr }}, 1) + 12, 12) / 3 + 1 as varchar)
+        when {{ frequency_expr }} = 'weekly' then to_char({{ date_expr }}, 'IYYY-"W"IW')
+        when {{ frequency_expr }} = 'quarterly' then to_char({{ date_expr }}, 'YYYY-"Q"Q')
+        when {{ frequency_expr }} = 'annual' then to_char({{ date_expr }}, 'YYYY')
+        when {{ frequency_expr }} = 'fiscal_year' then
             case when extract(month from {{ date_expr }}) = 1 then to_char({{ date_expr }}, 'YYYY')
             else to_char({{ date_expr }}, 'YYYY') || '/' || to_char({{ date_expr }} + interval '1 year', 'YY') end
         else to_char({{ date_expr }}, 'YYYY-MM')

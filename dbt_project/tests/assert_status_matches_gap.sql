@@ -1,4 +1,5 @@
--- Rule: status agrees with performance_gap and the KPI's tolerance: green has gap >= 0,
+-- Rule: status agrees with performance_gap and the KPI's tolerance (in its unit: a share of
+-- the target for tolerance_kind share, tolerance_amount): green has gap >= 0,
 -- amber has -tolerance <= gap < 0, red has gap < -tolerance, grey has no expected value.
 -- Why: status is what owners are alerted on; a row whose colour contradicts its own numbers
 -- would page the wrong people (or nobody).
@@ -25,8 +26,8 @@ final as (
     where not case progress.status
         when 'green' then progress.performance_gap >= 0
         when 'amber' then progress.performance_gap < 0
-            and progress.performance_gap >= -coalesce(kpis.tolerance, 0)
-        when 'red' then progress.performance_gap < -coalesce(kpis.tolerance, 0)
+            and progress.performance_gap >= -coalesce(progress.tolerance_amount, kpis.tolerance, 0)
+        when 'red' then progress.performance_gap < -coalesce(progress.tolerance_amount, kpis.tolerance, 0)
         when 'grey' then progress.expected_value is null
         else false
     end

@@ -419,19 +419,32 @@ def load_catalog(directory: str | Path) -> Catalog:
             if src is not None and "target" not in src["columns"]:
                 add("kpis.yml", node, base + ["targets_from"], f"source {kpi['source']!r} maps no 'target' column")
             continue
+        withdrawals = 0
+        for j, tgt in enumerate(kpi.get("targets", [])):
+            at = base + ["targets", j]
+            if tgt.get("withdrawn"):
+                withdrawals += 1
+                if "effective_from" not in tgt or "value" in tgt or "due" in tgt:
+                    add("kpis.yml", node, at, "a withdrawn target is {withdrawn: true, effective_from: DATE} "
+                        "(no 'value' or 'due'): periods from that date have no target")
+            elif "value" not in tgt or "due" not in tgt:
+                add("kpis.yml", node, at, "a target needs 'value' and 'due' (or withdrawn: true and effective_from)")
+        if withdrawals > 1:
+            add("kpis.yml", node, base + ["targets"], "a KPI's targets are withdrawn once")
+        if withdrawals and withdrawals == len(kpi.get("targets", [])):
+            add("kpis.yml", node, base + ["targets"], "only a withdrawal: give the targets it withdraws, or no targets")
         if kpi.get("year_to_date") == "computed" and "targets" in kpi and "baseline" not in kpi:
             continue  # annual targets: the year-to-date trajectory starts from 0 each year
         if ("baseline" in kpi) != ("targets" in kpi):
             add("kpis.yml", node, base, "a trajectory needs both a dated 'baseline' and 'targets'")
             continue
         if "baseline" not in kpi:
-            if "standard" not in kpi:
-                add("kpis.yml", node, base,
-                    "a KPI needs a 'standard', a dated 'baseline' and 'targets', or both (or targets_from: source)")
+            # without a standard either: a data-only indicator (status "no target": its value
+            # and trend are shown, never judged)
             continue
         baseline = _date(kpi["baseline"]["date"])
         for j, tgt in enumerate(kpi["targets"]):
-            if _date(tgt["due"]) <= baseline:
+            if "due" in tgt and _date(tgt["due"]) <= baseline:
                 add("kpis.yml", node, base + ["targets", j, "due"], f"target due {tgt['due']} is not after the baseline date {kpi['baseline']['date']}")
 
     for i, ms, node in items("milestones.yml", "milestones"):

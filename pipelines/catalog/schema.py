@@ -263,14 +263,17 @@ SOURCES = {
     },
 }
 
+# A target point (`value` due on `due`), or a withdrawal: `{withdrawn: true, effective_from:
+# DATE}` -- periods starting on or after that date have no target ("no target"). Which keys go
+# together is checked by the loader (a clear message rather than a oneOf).
 TARGET_POINT = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["value", "due"],
     "properties": {
         "value": {"type": "number"},
         "due": DATE,
         "effective_from": DATE,
+        "withdrawn": {"const": True},
     },
 }
 # A standing standard (95% of A&E patients seen within 4 hours): a threshold that applies to

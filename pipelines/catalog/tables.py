@@ -176,6 +176,9 @@ def write_catalog(con, catalog: Catalog, as_of: dt.date) -> dict[str, int]:
         if "baseline" in k:  # (annual targets of a year-to-date KPI have none)
             target_rows.append([i, "baseline", float(k["baseline"]["value"]), d(k["baseline"]["date"]), None])
         for t in k["targets"]:
+            if t.get("withdrawn"):  # periods from effective_from have no target
+                target_rows.append([i, "withdrawn", 0.0, d(t["effective_from"]), None])
+                continue
             eff = d(t["effective_from"]) if t.get("effective_from") else None
             target_rows.append([i, "target", float(t["value"]), d(t["due"]), eff])
     con.executemany("insert into catalog.kpis values (" + ", ".join(["?"] * 24) + ")", kpi_rows)

@@ -70,12 +70,40 @@ def fmt(value, unit: str | None = None) -> str:
     return display.number(None if value is None else float(value), unit)
 
 
-def status_words(status: str, judged_by: str | None = None) -> str:
+def status_words(status: str, judged_by: str | None = None, tolerance: str | None = None,
+                 data_only: bool = False) -> str:
+    """A status in words; with the tolerance as written ("Slipping: within 10% of target"). A
+    figure with neither target nor standard is shown as data only ("No target")."""
     if judged_by == "standard" and status in STANDARD_WORDS:
         return STANDARD_WORDS[status]
     if judged_by == "band" and status in BAND_WORDS:
+        if tolerance and status == "amber":
+            return f"{BAND_WORDS[status]}: within {tolerance} of the range"
         return BAND_WORDS[status]
+    if judged_by == "trajectory" and tolerance and status in ("amber", "red"):
+        return (f"{STATUS_WORDS[status]}: within {tolerance} of target" if status == "amber"
+                else f"{STATUS_WORDS[status]}: more than {tolerance} from target")
+    if data_only and status == "grey":
+        return "No target (data only)"
     return STATUS_WORDS.get(status, status)
+
+
+def tolerance_of(k: dict) -> str | None:
+    """The KPI's tolerance as the catalog writes it ("10%", "0.5")."""
+    return display.tolerance_text(k.get("tolerance"), k.get("tolerance_kind"), k.get("unit"))
+
+
+def title_of(k: dict) -> str:
+    """"CS01 Calls answered within 20 seconds": the organisation's code beside the name."""
+    return display.kpi_title(k["kpi_id"], k.get("kpi_code"), k["kpi_name"])
+
+
+def _label(day, k: dict) -> str:
+    return periods.label(day, k.get("frequency"), k.get("fiscal_start_month"))
+
+
+def _words(day, k: dict) -> str:
+    return periods.words(day, k.get("frequency"), k.get("fiscal_start_month"))
 
 
 def standard_text(point: dict, unit: str | None) -> str:
@@ -102,7 +130,7 @@ def organisations_text(o: dict | None, k: dict, listed: int = 5) -> str:
     threshold = [o["standard_value"]] if o.get("standard_value") is not None else [o.get("band_lower"), o.get("band_upper")]
     what = "the standard" if o.get("standard_value") is not None else "the range"
     text = (f"{o['orgs_met']} of {o['orgs_judged']} organisations met {what} in "
-            f"{periods.words(o['period'], k.get('frequency'))}")
+            f"{_words(o['period'], k)}")
     if o.get("not_met"):
         shown = ", ".join(f"{m['org_id']} {display.figure(m['actual'], k['unit'], threshold)}" for m in o["not_met"][:listed])
         more = f" and {len(o['not_met']) - listed} more" if len(o["not_met"]) > listed else ""
@@ -127,6 +155,7 @@ class Series:
     targets: list[dict]  # catalog.targets rows of type target
     published: dict | None = None  # publish.kpi_status row: the figure as published, its trust
     orgs: dict | None = None  # organisations against the standard in the latest period
+    no_figure: dict | None = None  # no figure for the period due by as_of (pipelines/reporting/gaps.py)
 
 
 def _x(d: dt.date, lo: dt.date, hi: dt.date, width: float, pad: float) -> float:
@@ -194,7 +223,7 @@ def _describe(s: Series) -> str:
     k, pts = s.kpi, [p for p in s.points if p["actual"] is not None]
     first, last = pts[0], pts[-1]
     freq = k.get("frequency")
-    text = (f"From {periods.words(first['period'], freq)} to {periods.words(last['period'], freq)} the value went from "
+    text = (f"From {_words(first['period'], k)} to {_words(last['period'], k)} the value went from "
             f"{fmt(first['actual'], k['unit'])} to {fmt(last['actual'], k['unit'])}")
     if last.get("standard_value") is not None or last.get("band_lower") is not None:
         text += f"; {standard_text(last, k['unit'])}"
@@ -223,12 +252,23 @@ def shown(s: Series) -> dict:
         if not pub["published"]:
             if pub.get("period") is not None:
                 out["publication"] = (
-                    f"Publication blocked this run: the figure shown as published is for {periods.words(pub['period'], k.get('frequency'))} "
+                    f"Publication blocked this run: the figure shown as published is for {_words(pub['period'], k)} "
                     f"({fmt(pub['actual'], k['unit'])}, {STATUS_WORDS.get(pub['status'], pub['status'])}).")
                 out["status"] = pub["status"]
             else:
                 out["publication"] = "Publication blocked: no figure has been published for this KPI yet."
+    if s.no_figure:  # the due period has no figure: the latest one is not current
+        out.update(status="grey", judged_by=None, trust="stale" if out["trust"] == "trusted" else out["trust"],
+                   reason=s.no_figure["text"] + (f"; the latest figure is for {s.no_figure['latest_label']}"
+                                                 if s.no_figure.get("latest_label") else ""))
     return out
+
+
+def _tolerance_amount(p: dict, k: dict) -> float | None:
+    """The tolerance in the KPI's unit for this period (a share of its target: from the mart)."""
+    if p.get("tolerance_amount") is not None:
+        return float(p["tolerance_amount"])
+    return None if k.get("tolerance_kind") == "share" else k.get("tolerance")
 
 
 def _tile(s: Series, idx: int) -> str:
@@ -240,36 +280,50 @@ def _tile(s: Series, idx: int) -> str:
     change = ""
     if len(pts) >= 2 and pts[-2]["actual"] is not None:
         change = (f"{display.change(pts[-1]['actual'] - pts[-2]['actual'], k['unit'])} on "
-                  f"{periods.words(pts[-2]['period'], k.get('frequency'))}")
+                  f"{_words(pts[-2]['period'], k)}")
     # the latest figure, its expected value and standard with enough decimals to tell met
     # from not met (and green from amber)
     latest_text, expected_text = "–", "–"
+    decimals = k.get("decimals")
+    tolerance = tolerance_of(k)
+    data_only = bool(latest) and latest["expected_value"] is None and latest.get("standard_value") is None \
+        and latest.get("band_lower") is None
     if latest:
-        points = [latest["expected_value"]] + display.thresholds_of(latest, k.get("tolerance"))
-        latest_text, shown_points = display.figures(latest["actual"], points, k["unit"])
+        points = [latest["expected_value"]] + display.thresholds_of(latest, _tolerance_amount(latest, k))
+        latest_text, shown_points = display.figures(latest["actual"], points, k["unit"], decimals)
         expected_text = shown_points[0]
-    standard_line = standard_text(latest, k["unit"]) if latest else ""
-    target = (f"{fmt(latest['target_value'], k['unit'])} by {latest['target_date']:%d %b %Y}"
+    latest_when = f" ({_words(latest['period'], k)})" if latest else ""
+    if s.no_figure:  # never the previous figure as the current one
+        latest_text = s.no_figure["text"][0].upper() + s.no_figure["text"][1:]
+        latest_when = f"; last figure {display.number(latest['actual'], k['unit'], display.at_least(latest['actual'], decimals))} ({_words(latest['period'], k)})" \
+            if latest else ""
+    standard_line = standard_text(latest, k["unit"]) if latest and not s.no_figure else ""
+    target = (f"{display.number(latest['target_value'], k['unit'], display.at_least(latest['target_value'], decimals))} by {latest['target_date']:%d %b %Y}"
               if latest and latest["target_value"] is not None and latest["target_date"] else "–")
+    if data_only and not s.no_figure:
+        target = "No target (shown as data only)" + (": withdrawn" if latest.get("target_withdrawn") else "")
     forecast = "–"
     if latest and latest.get("forecast_value") is not None:
         words = {"will_miss": "will miss", "on_track": "on track"}.get(latest["forecast_status"], latest["forecast_status"])
         forecast = f"{fmt(latest['forecast_value'], k['unit'])} ({esc(words)})"
+    elif latest and latest.get("forecast_reason"):
+        forecast = esc(latest["forecast_reason"][0].upper() + latest["forecast_reason"][1:])
+
     def row(p: dict) -> str:
-        points = [p["expected_value"], p.get("standard_value")] + display.thresholds_of(p, k.get("tolerance"))
-        actual, (expected, standard, *_) = display.figures(p["actual"], points, k["unit"])
-        return (f"<tr><td>{esc(periods.label(p['period'], k.get('frequency')))}</td><td class='num'>{esc(actual)}</td>"
+        points = [p["expected_value"], p.get("standard_value")] + display.thresholds_of(p, _tolerance_amount(p, k))
+        actual, (expected, standard, *_) = display.figures(p["actual"], points, k["unit"], decimals)
+        return (f"<tr><td>{esc(_label(p['period'], k))}</td><td class='num'>{esc(actual)}</td>"
                 f"<td class='num'>{esc(expected)}</td><td class='num'>{esc(standard)}</td>"
-                f"<td>{esc(status_words(p['status'], p.get('judged_by')))}</td></tr>")
+                f"<td>{esc(status_words(p['status'], p.get('judged_by'), tolerance, p['expected_value'] is None))}</td></tr>")
 
     rows = "".join(row(p) for p in pts[-24:])
     return f"""
 <article class="tile" id="kpi-{esc(k['kpi_id'])}" style="--c:{COLOURS.get(status, '#333')}" aria-labelledby="kpi-{idx}-h">
-  <h3 id="kpi-{idx}-h">{esc(k['kpi_name'])} <span class="reason">({esc(k['kpi_id'])})</span></h3>
-  <p><span class="badge" style="background:{COLOURS.get(status)}">{esc(status_words(status, view['judged_by']))}</span>
+  <h3 id="kpi-{idx}-h">{esc(title_of(k))} <span class="reason">({esc(k['kpi_id'])})</span></h3>
+  <p><span class="badge" style="background:{COLOURS.get(status)}">{esc('No figure' if s.no_figure else status_words(status, view['judged_by'], tolerance, data_only))}</span>
      <span class="badge" style="background:{COLOURS.get(trust, '#333')}">{esc(TRUST_WORDS.get(trust, trust))}</span></p>
   <dl class="figures">
-    <dt>Latest</dt><dd>{esc(latest_text)}{f" ({esc(periods.words(latest['period'], k.get('frequency')))})" if latest else ''}</dd>
+    <dt>Latest</dt><dd>{esc(latest_text)}{esc(latest_when)}</dd>
     <dt>Change</dt><dd>{esc(change) or '–'}</dd>
     <dt>Expected</dt><dd>{esc(expected_text)}</dd>
     <dt>Target</dt><dd>{esc(target)}</dd>
@@ -311,17 +365,21 @@ def scorecard_data(con) -> dict:
         "points": _rows(con, "select kpi_id, period, period_end, actual, expected_value, target_value, target_date, "
                              "status, judged_by, standard_value, band_lower, band_upper, standard_met, periods_met_last_12, "
                              "periods_judged_last_12, consecutive_misses, "
-                             "forecast_value, forecast_status, data_trust, data_trust_reason "
-                             "from marts.fct_kpi_progress order by kpi_id, period"),
+                             "forecast_value, forecast_status, data_trust, data_trust_reason, tolerance_amount, target_withdrawn, "
+                             "forecast_reason from marts.fct_kpi_progress order by kpi_id, period"),
         "targets": _rows(con, "select kpi_id, point_date, value from catalog.targets where point_type = 'target' "
                               "order by kpi_id, point_date"),
         "departments": _rows(con, "select * from marts.fct_department_scorecard order by department_id"),
         "milestones": _rows(con, "select * from marts.fct_milestones order by due_date, milestone_id"),
-        "sources": _rows(con, "select source_id, department_id, cadence, latest_period, expected_period, is_overdue, "
+        "sources": _rows(con, "select source_id, department_id, cadence, fiscal_start_month, latest_period, expected_period, is_overdue, "
                               "periods_overdue, last_loaded_at from marts.fct_source_freshness order by source_id"),
         "published": [],
         "standard_orgs": [],
+        "no_figure": {},
     }
+    from pipelines.reporting.gaps import missing_figures
+
+    data["no_figure"] = missing_figures(con)
     if exists(con, "marts", "fct_kpi_standard_orgs"):
         from pipelines.reporting.summary import organisations_against_standard
 
@@ -406,8 +464,9 @@ def render(data: dict, generated_at: dt.datetime | None = None, known_at: dict |
         tgt.setdefault(t["kpi_id"], []).append(t)
 
     orgs = {o["kpi_id"]: o for o in data.get("standard_orgs") or []}
+    no_figure = data.get("no_figure") or {}
     series = {k["kpi_id"]: Series(k, by_kpi.get(k["kpi_id"], []), tgt.get(k["kpi_id"], []), published.get(k["kpi_id"]),
-                                  orgs.get(k["kpi_id"]))
+                                  orgs.get(k["kpi_id"]), no_figure.get(k["kpi_id"]))
               for k in kpis}
     views = {kpi_id: shown(sr) for kpi_id, sr in series.items()}
     untrusted = {d["department_id"]: sum(1 for k in kpis if k["department_id"] == d["department_id"]
@@ -428,9 +487,9 @@ def render(data: dict, generated_at: dt.datetime | None = None, known_at: dict |
                         or views[k["kpi_id"]]["trust"] != "trusted"),
                        key=lambda k: (order.get(views[k["kpi_id"]]["status"], 9), k["department_id"], k["kpi_id"]))
     attention_items = "".join(
-        f"<li><a href='#kpi-{esc(k['kpi_id'])}'>{esc(k['kpi_name'])}</a> ({esc(dept_names.get(k['department_id'], k['department_id']))}): "
+        f"<li><a href='#kpi-{esc(k['kpi_id'])}'>{esc(title_of(k))}</a> ({esc(dept_names.get(k['department_id'], k['department_id']))}): "
         f"<span class='badge' style='background:{COLOURS.get(views[k['kpi_id']]['status'], '#333')}'>"
-        f"{esc(status_words(views[k['kpi_id']]['status'], views[k['kpi_id']]['judged_by']))}</span>"
+        f"{esc('No figure' if no_figure.get(k['kpi_id']) else status_words(views[k['kpi_id']]['status'], views[k['kpi_id']]['judged_by'], tolerance_of(k)))}</span>"
         f"<span class='badge' style='background:{COLOURS.get(views[k['kpi_id']]['trust'], '#333')}'>"
         f"{esc(TRUST_WORDS.get(views[k['kpi_id']]['trust'], views[k['kpi_id']]['trust']))}</span></li>"
         for k in attention)
@@ -447,8 +506,8 @@ def render(data: dict, generated_at: dt.datetime | None = None, known_at: dict |
             tiles.append(_tile(series[k["kpi_id"]], idx))
         srcs = "".join(
             f"<li id='source-{esc(src['source_id'])}'>{esc(src['source_id'])} ({esc(src['cadence'])}): latest period "
-            + (f"{esc(periods.label(src['latest_period'], src['cadence']))}, " if src["latest_period"] else "none yet, ")
-            + (f"expected {esc(periods.label(src['expected_period'], src['cadence']))} — " if src["expected_period"] else "— ")
+            + (f"{esc(periods.label(src['latest_period'], src['cadence'], src.get('fiscal_start_month')))}, " if src["latest_period"] else "none yet, ")
+            + (f"expected {esc(periods.label(src['expected_period'], src['cadence'], src.get('fiscal_start_month')))} — " if src["expected_period"] else "— ")
             + (f"<strong>overdue by {esc(src['periods_overdue'])} period(s)</strong>" if src["is_overdue"] else "up to date")
             + "</li>" for src in sources_by_dept.get(d["department_id"], []))
         sections.append(f"""

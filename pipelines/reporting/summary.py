@@ -15,20 +15,45 @@ STANDARD_COLUMNS = ("judged_by", "standard_value", "band_lower", "band_upper", "
                     "periods_judged_last_12", "consecutive_misses")
 
 
+EXTRA_COLUMNS = ("tolerance_amount", "target_withdrawn", "forecast_reason", "trend_periods", "trend_periods_needed")
+KPI_DETAILS = ("frequency", "fiscal_start_month", "code", "decimals", "tolerance", "tolerance_kind", "source_id")
+
+
 def _with_standards(con, rows: list[dict]) -> list[dict]:
-    """Each figure with its standard (met / not met, record over the last 12 periods) and what
-    judged its status, from marts.fct_kpi_progress for the same KPI and period; and the KPI's
-    frequency (for its period label)."""
+    """Each figure with its standard (met / not met, record over the last 12 periods), what
+    judged its status, its tolerance in the KPI's unit and why there is no forecast, from
+    marts.fct_kpi_progress for the same KPI and period; the KPI's frequency and year start (for
+    its period label), display code, decimals and tolerance as written; and, for a KPI with no
+    figure for its due period, `no_figure` (pipelines/reporting/gaps.py): the row then shows the
+    due period without a figure, the latest figure kept apart as `previous_figure`."""
+    from pipelines.reporting.gaps import missing_figures
+
     marts = {}
     if _exists(con, "marts", "fct_kpi_progress"):
+        have = {r[0] for r in con.execute("select column_name from information_schema.columns "
+                                          "where table_schema = 'marts' and table_name = 'fct_kpi_progress'").fetchall()}
+        wanted = [*STANDARD_COLUMNS, *(c for c in EXTRA_COLUMNS if c in have)]
         marts = {(r["kpi_id"], r["period"]): r for r in _rows(
-            con, f"select kpi_id, period, {', '.join(STANDARD_COLUMNS)} from marts.fct_kpi_progress")}
-    frequencies = dict(con.execute("select kpi_id, frequency from catalog.kpis").fetchall())
+            con, f"select kpi_id, period, {', '.join(wanted)} from marts.fct_kpi_progress")}
+    details = {r["kpi_id"]: r for r in _rows(con, f"select kpi_id, {', '.join(KPI_DETAILS)} from catalog.kpis")}
+    missing = missing_figures(con)
     for row in rows:
         found = marts.get((row["kpi_id"], row["period"]), {})
-        for col in STANDARD_COLUMNS:
+        for col in (*STANDARD_COLUMNS, *EXTRA_COLUMNS):
             row[col] = found.get(col)
-        row["frequency"] = frequencies.get(row["kpi_id"])
+        for col in KPI_DETAILS:
+            row[col] = (details.get(row["kpi_id"]) or {}).get(col)
+        gap = missing.get(row["kpi_id"])
+        row["no_figure"] = gap
+        if gap is not None:
+            row["previous_figure"] = {"period": row["period"], "actual": row["actual"], "status": row["status"]}
+            row.update(period=gap["due_period"], actual=None, expected_value=None, status="grey",
+                       previous_status=None, forecast_value=None, forecast_status="unknown",
+                       forecast_reason=None, **{c: None for c in STANDARD_COLUMNS})
+            if row.get("data_trust") == "trusted":
+                row["data_trust"] = "stale"
+            row["data_trust_reason"] = gap["text"] + (
+                f"; the latest figure is for {gap['latest_label']}" if gap.get("latest_label") else "")
     return rows
 
 

@@ -19,7 +19,8 @@ class TrailError(ValueError):
 
 def parse_period(text: str, frequency: str | None = None, fiscal_start_month: int = 4) -> dt.date:
     """'2026-10', '2026-10-01', '2026-Q3', '2019/20 Q1', '2026-W14', '2026', '2019/20' -> the
-    period's first day (the period model shared with ingest: kpimodel/periods.py)."""
+    period's first day (the period model shared with ingest: kpimodel/periods.py; a fiscal
+    quarter of a KPI without its own year start is read in the April year, as ingest reads it)."""
     try:
         return period_model.parse(text, frequency, fiscal_start_month)
     except period_model.PeriodError as exc:
@@ -35,21 +36,29 @@ def _one(con, sql: str, params=None) -> dict | None:
 
 def kpi_trail(con, kpi_id: str, period: dt.date | str) -> dict:
     """The evidence of one figure; `period` a date or its text in any form of the KPI's frequency."""
-    kpi = _one(con, """select kpi_id, name, department_id, source_id, unit, direction, frequency, aggregation,
-                              scale, owner_name, fiscal_start_month from catalog.kpis where kpi_id = ?""", [kpi_id])
+    have = columns(con, "catalog", "kpis")
+    extra = ", ".join(c if c in have else f"null as {c}" for c in ("code", "decimals", "tolerance", "tolerance_kind"))
+    kpi = _one(con, f"""select kpi_id, name, department_id, source_id, unit, direction, frequency, aggregation,
+                               scale, owner_name, fiscal_start_month, {extra} from catalog.kpis where kpi_id = ?""", [kpi_id])
     if kpi is None:
         known = ", ".join(r[0] for r in con.execute("select kpi_id from catalog.kpis order by 1").fetchall())
         raise TrailError(f"unknown KPI {kpi_id!r} (known: {known})")
+    fiscal = kpi["fiscal_start_month"] or 1
     if isinstance(period, str):
-        period = parse_period(period, kpi["frequency"], kpi["fiscal_start_month"] or 4)
-    label = period_model.label(period, kpi["frequency"])
+        period = parse_period(period, kpi["frequency"], fiscal)
+    label = period_model.label(period, kpi["frequency"], fiscal)
     figure = _one(con, "select * from marts.fct_kpi_progress where kpi_id = ? and period = ?", [kpi_id, period])
     if figure is None:
+        from pipelines.reporting.gaps import no_figure_text, quarantined_for
+
         periods = [r[0] for r in con.execute(
             "select period from marts.fct_kpi_progress where kpi_id = ? order by period desc nulls last limit 6", [kpi_id]).fetchall()]
-        raise TrailError(f"{kpi_id} has no figure for {label}"
-                         + (f" (latest periods: {', '.join(period_model.label(p, kpi['frequency']) for p in periods)})"
-                            if periods else " (no data landed for it)"))
+        quarantined = quarantined_for(con, kpi, period)
+        rows = "".join(f"\n  row {q['row_number']} of {q['batch_id']}: {q['reason']} — {q['detail']}; record {q['record']}"
+                       for q in quarantined[:SHOWN_ROWS])
+        raise TrailError(f"{kpi_id} has " + (no_figure_text(label, quarantined) if quarantined else f"no figure for {label}")
+                         + (f" (latest periods: {', '.join(period_model.label(p, kpi['frequency'], fiscal) for p in periods)})"
+                            if periods else " (no data landed for it)") + rows)
     rows = contributing_rows(con, [(kpi_id, period)]).get((kpi_id, period), [])
     chosen = {(r["batch_id"], r["row_number"]) for r in rows}
     revisions = [r for r in _rows(con, """
@@ -114,8 +123,11 @@ def kpi_trail(con, kpi_id: str, period: dt.date | str) -> dict:
             if exists(con, "publish", "kpi_status") else None
         decision = _one(con, """select run_id, decided_at, published, reason from publish.decisions
                                where department_id = ? order by decided_at desc nulls last limit 1""", [kpi["department_id"]])
+    from pipelines.reporting.gaps import missing_figures
+
+    gap = missing_figures(con, kpi_id).get(kpi_id)
     return {
-        "kpi": kpi, "period": period, "period_label": label, "figure": figure, "computation": computation(kpi, rows),
+        "kpi": kpi, "period": period, "period_label": label, "no_figure": gap, "figure": figure, "computation": computation(kpi, rows),
         "rows": rows, "superseded": revisions, "batches": batches, "checks": checks,
         "quarantined": quarantined, "excluded": excluded, "drift": drift, "published": published, "current": current,
         "decision": decision,
@@ -171,24 +183,38 @@ def figure_line(k: dict, f: dict) -> str:
     periods)"."""
     unit = k["unit"] if display.is_percent(k["unit"]) else None
     suffix = "" if unit or not k["unit"] else f" {k['unit']}"
-    actual, (expected, standard) = display.figures(f["actual"], [f["expected_value"], f.get("standard_value")], unit)
+    decimals = k.get("decimals")
+    actual, (expected, standard, target) = display.figures(
+        f["actual"], [f["expected_value"], f.get("standard_value"), f.get("target_value")], unit, decimals)
     if f.get("judged_by") == "standard":
         text = f"{actual}{suffix}, standard {'met' if f['standard_met'] else 'not met'} (standard {standard}{suffix}"
+    elif f.get("expected_value") is None and f.get("standard_value") is None:
+        words = display.status_words(f, k.get("tolerance"), k.get("tolerance_kind"), k["unit"])
+        return f"{actual}{suffix}, {words} (shown as data only: no target or standard to judge it against)"
     else:
-        text = (f"{actual}{suffix}, status {f['status']} (expected {expected}{suffix}, "
-                f"target {_fmt(f['target_value'])} by {f['target_date']}")
+        status = display.status_words(f, k.get("tolerance"), k.get("tolerance_kind"), k["unit"]) \
+            if f.get("judged_by") == "trajectory" else f["status"]
+        text = (f"{actual}{suffix}, status {status} (expected {expected}{suffix}, "
+                f"target {target}{suffix} by {f['target_date']}")
         if f.get("standard_value") is not None:
             text += f"; standard {standard}{suffix} {'met' if f['standard_met'] else 'not met'}"
     if f.get("periods_judged_last_12"):
         text += f"; met in {f['periods_met_last_12']} of the last {f['periods_judged_last_12']} periods"
-    return text + f"), forecast {f['forecast_status']}"
+    forecast = f["forecast_status"]
+    if forecast == "unknown" and f.get("forecast_reason"):
+        forecast = f"unknown ({f['forecast_reason']})"
+    return text + f"), forecast {forecast}"
 
 
 def render_text(t: dict) -> str:
     k, f = t["kpi"], t["figure"]
-    out = [f"{k['kpi_id']} — {k['name']} ({k['department_id']}), period {t['period_label']}",
+    head = k["kpi_id"] if not k.get("code") or k["code"] == k["kpi_id"] else f"{k['code']} ({k['kpi_id']})"
+    out = [f"{head} — {k['name']} ({k['department_id']}), period {t['period_label']}",
            "  figure      " + figure_line(k, f),
            f"  computed as {t['computation']}"]
+    gap = t.get("no_figure")
+    if gap is not None and gap["due_period"] > t["period"]:
+        out.append(f"  due period  {gap['text']}: this figure is not current")
     cur = t["current"]
     if cur is not None and cur.get("period") == t["period"]:
         out.append(f"  data trust  {cur['data_trust']} — {cur['data_trust_reason']}")

@@ -46,7 +46,8 @@ create table catalog.kpis (
     owner_name varchar, owner_slack varchar, unit varchar, direction varchar,
     frequency varchar, aggregation varchar, scale double, tolerance double,
     trajectory varchar, methodology varchar, tags varchar, targets_from varchar,
-    fiscal_start_month integer, year_to_date varchar);
+    fiscal_start_month integer, year_to_date varchar, code varchar, tolerance_kind varchar,
+    allow_negative boolean, min_value double, max_value double, decimals integer);
 create table catalog.targets (
     kpi_id varchar, point_type varchar, value double, point_date date, effective_from date);
 create table catalog.standards (
@@ -126,7 +127,7 @@ def build_warehouse(path: Path) -> None:
                 ("health_waits", "health", "sql", "select ...", "quarterly", 45),
             ],
         )
-        kpi = "insert into catalog.kpis values (?, ?, ?, ?, 'Owner', 'U0OWN', ?, ?, ?, ?, ?, ?, ?, 'm', ?, null, null, null)"
+        kpi = "insert into catalog.kpis values (?, ?, ?, ?, 'Owner', 'U0OWN', ?, ?, ?, ?, ?, ?, ?, 'm', ?, null, null, null, null, null, null, null, null, null)"
         con.executemany(
             kpi,
             [
@@ -323,7 +324,7 @@ def test_dbt_build_passes_models_unit_tests_and_data_tests(built):
         k: s for k, s in statuses.items() if s not in ("success", "pass")
     }
     kinds = [uid.split(".")[0] for uid in statuses]
-    assert kinds.count("model") == 29
+    assert kinds.count("model") == 30
     assert kinds.count("unit_test") >= 15  # every formula has its given/expect rows
     assert kinds.count("test") >= 100
 
@@ -383,7 +384,19 @@ def test_kpi_progress(built):
     assert q3["previous_status"] == "amber"
     assert q3["data_trust"] == "failed_checks"
     assert "b-health-2" in q3["data_trust_reason"]
-    assert q3["forecast_status"] == "unknown"  # 4 quarters < 6
+    # a quarterly KPI's line needs 4 quarters (not 6 periods): Q3 is the 4th
+    assert (q3["trend_periods"], q3["trend_periods_needed"], q3["forecast_reason"]) == (4, 4, None)
+    xs = [(date(2025, 12, 31) - date(1970, 1, 1)).days, (date(2026, 3, 31) - date(1970, 1, 1)).days,
+          (date(2026, 6, 30) - date(1970, 1, 1)).days, (date(2026, 9, 30) - date(1970, 1, 1)).days]
+    ys = [62.0, 55.0, 51.0, 45.0]
+    mx, my = sum(xs) / 4, sum(ys) / 4
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    line_at_target = my + slope * ((date(2026, 12, 31) - date(1970, 1, 1)).days - mx)
+    assert q3["forecast_value"] == pytest.approx(line_at_target, abs=1e-5)
+    assert q3["forecast_status"] == ("on_track" if line_at_target <= 40 else "will_miss")
+    q2 = progress[("wait_days", date(2026, 4, 1))]
+    assert q2["forecast_status"] == "unknown"
+    assert q2["forecast_reason"] == "forecast needs 4 quarters, 3 so far"
     assert progress[("wait_days", date(2025, 10, 1))]["status"] == "red"
 
     # baseline only: no trajectory, so grey throughout

@@ -152,8 +152,44 @@ def test_kpi_without_standard_or_trajectory_and_duplicate_standard_dates(catalog
       - {value: 90.0, effective_from: "2012-04-01"}
     baseline: {value: 60.0''')
     msgs = problems(catalog_copy)
-    assert any("kpis[0]: a KPI needs a 'standard', a dated 'baseline' and 'targets'" in m for m in msgs), msgs
+    # a KPI without standard or targets is a data-only indicator: accepted
+    assert not any("kpis[0]" in m for m in msgs), msgs
     assert any("kpis[1].standard[1].effective_from: two standards take effect on 2012-04-01" in m for m in msgs), msgs
+
+
+def test_data_only_indicator_and_a_withdrawn_target(catalog_copy, tmp_path):
+    import datetime as dt
+
+    import duckdb
+
+    from pipelines.catalog.tables import write_catalog
+
+    # ae_four_hour without standard, baseline or targets: a data-only indicator
+    edit(catalog_copy / "kpis.yml", '''    standard: {value: 95.0, effective_from: "2010-11-01"}
+    baseline: {value: 72.0, date: "2023-09-30"}
+    targets:
+      - {value: 78.0, due: "2027-03-31"}
+''', "")
+    # rtt_18_weeks' target withdrawn from October 2026
+    text = (catalog_copy / "kpis.yml").read_text()
+    at = text.index("targets:", text.index("id: rtt_18_weeks"))
+    end = text.index("\n", text.index("due:", at))
+    (catalog_copy / "kpis.yml").write_text(
+        text[:end + 1] + '''      - {withdrawn: true, effective_from: "2026-10-01"}\n''' + text[end + 1:])
+    cat = load_catalog(catalog_copy)
+    assert "standard" not in cat.kpis["ae_four_hour"] and "targets" not in cat.kpis["ae_four_hour"]
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    write_catalog(con, cat, dt.date(2026, 11, 15))
+    assert con.execute("select count(*) from catalog.targets where kpi_id = 'ae_four_hour'").fetchone() == (0,)
+    assert con.execute("select point_type, point_date from catalog.targets where kpi_id = 'rtt_18_weeks' "
+                       "and point_type = 'withdrawn'").fetchall() == [("withdrawn", dt.date(2026, 10, 1))]
+    # a withdrawal with a value, a target without a due date: named
+    edit(catalog_copy / "kpis.yml", '{withdrawn: true, effective_from: "2026-10-01"}',
+         '{withdrawn: true, effective_from: "2026-10-01", value: 1}')
+    edit(catalog_copy / "kpis.yml", '- {value: 92.0, due: "2027-03-31"}', '- {value: 92.0}')
+    msgs = problems(catalog_copy)
+    assert any("a withdrawn target is {withdrawn: true, effective_from: DATE}" in m for m in msgs), msgs
+    assert any("a target needs 'value' and 'due'" in m for m in msgs), msgs
 
 
 def test_milestone_tests_are_checked(catalog_copy):

@@ -72,10 +72,10 @@ FREQUENCIES = st.sampled_from(periods.FREQUENCIES)
 @given(day=st.dates(min_value=D(1950, 1, 1), max_value=D(2090, 12, 31)), frequency=FREQUENCIES,
        fiscal_start_month=st.integers(min_value=2, max_value=12))
 def test_every_label_parses_back_to_its_period(day, frequency, fiscal_start_month):
-    fy = fiscal_start_month if frequency == "fiscal_year" else 1
+    fy = fiscal_start_month if frequency in ("fiscal_year", "quarterly") else 1
     start = periods.start_of(day, frequency, fy)
     assert start <= day <= periods.end_of(start, frequency)
-    text = periods.label(start, frequency)
+    text = periods.label(start, frequency, fy)
     assert periods.parse(text, frequency, fy) == start
     # ingest and `explain` read the label the same way (one period model)
     assert ingest_parse(text, frequency, fiscal_start_month=fy) == start
@@ -90,6 +90,22 @@ def test_ingest_and_explain_agree_on_fiscal_quarters():
     assert rejected.value.reason == "period_not_aligned"
     with pytest.raises(TrailError, match="not a period of this monthly KPI"):
         explain_parse("2026-W14", "monthly")
+
+
+def test_fiscal_quarter_labels_one_way():
+    # a quarterly KPI whose year starts in April: "2014/15 Q2" is July-September 2014, shown,
+    # parsed by explain and by ingest the same way
+    assert periods.label(D(2014, 7, 1), "quarterly", 4) == "2014/15 Q2"
+    assert periods.label(D(2015, 1, 1), "quarterly", 4) == "2014/15 Q4"
+    assert periods.label(D(2014, 4, 1), "quarterly", 4) == "2014/15 Q1"
+    assert periods.label(D(2014, 7, 1), "quarterly", 7) == "2014/15 Q1"
+    assert periods.label(D(2014, 7, 1), "quarterly") == "2014-Q3"  # a calendar year
+    assert periods.words(D(2014, 7, 1), "quarterly", 4) == "2014/15 Q2"
+    for text in ("2014/15 Q2", "2014/2015 Q2", "FY2014/15 Q2", "2014-Q3", "2014-07", "2014-07-01"):
+        assert explain_parse(text, "quarterly", 4) == D(2014, 7, 1), text
+    assert ingest_parse("2014/15 Q2", "quarterly", fiscal_start_month=4) == D(2014, 7, 1)
+    # a quarterly KPI without its own year start reads a fiscal quarter as the April year
+    assert explain_parse("2014/15 Q2", "quarterly", 1) == ingest_parse("2014/15 Q2", "quarterly") == D(2014, 7, 1)
 
 
 def test_words_for_prose():

@@ -4,7 +4,9 @@
 --     Every batch that contributed a latest revision counts (a KPI combined over several
 --     organisations can draw on several batches), not only latest_batch_id. A check judged for
 --     one department (a shared source's rejection rate) counts for that department's KPIs only.
---   stale: the KPI's source is overdue. Applied to the KPI's latest period only: an older
+--   stale: the KPI has no figure for the period due by as_of (int_kpi_due: its row was
+--     quarantined, or not sent) -- the latest figure is then an older period's -- or the KPI's
+--     source is overdue. Applied to the KPI's latest period only: an older
 --     period's value is not made less trustworthy by later deliveries going missing.
 --   trusted: otherwise.
 
@@ -37,6 +39,12 @@ kpis as (
 freshness as (
 
     select * from {{ ref('int_source_freshness') }}
+
+),
+
+due as (
+
+    select * from {{ ref('int_kpi_due') }}
 
 ),
 
@@ -83,6 +91,9 @@ joined as (
         freshness.latest_period as source_latest_period,
         freshness.expected_period as source_expected_period,
         freshness.cadence as source_cadence,
+        freshness.fiscal_start_month as source_fiscal_start_month,
+        coalesce(due.figure_missing, false) as figure_missing,
+        due.due_period_label,
         row_number() over (partition by kpi_values.kpi_id order by kpi_values.period desc) = 1
             as is_latest
     from kpi_values
@@ -93,6 +104,8 @@ joined as (
         and kpi_values.period = failed_checks.period
     left join freshness
         on kpis.source_id = freshness.source_id
+    left join due
+        on kpi_values.kpi_id = due.kpi_id
 
 ),
 
@@ -105,7 +118,7 @@ final as (
         source_overdue,
         case
             when failed_checks > 0 then 'failed_checks'
-            when is_latest and source_overdue then 'stale'
+            when is_latest and (figure_missing or source_overdue) then 'stale'
             else 'trusted'
         end as data_trust,
         case
@@ -113,8 +126,10 @@ final as (
                 then 'critical quality check failed on batch ' || failed_on
             when is_latest and source_overdue
                 then 'source ' || source_id || ' overdue: latest period '
-                    || coalesce({{ kpiwatch.period_label('source_latest_period', 'source_cadence') }}, 'none')
-                    || ', expected ' || {{ kpiwatch.period_label('source_expected_period', 'source_cadence') }}
+                    || coalesce({{ kpiwatch.period_label('source_latest_period', 'source_cadence', 'source_fiscal_start_month') }}, 'none')
+                    || ', expected ' || {{ kpiwatch.period_label('source_expected_period', 'source_cadence', 'source_fiscal_start_month') }}
+            when is_latest and figure_missing
+                then 'no figure for ' || due_period_label || ', the period due by now: this is an earlier period'
             when is_latest then 'all critical checks passed, source up to date'
             else 'all critical checks passed'
         end as data_trust_reason

@@ -6,7 +6,11 @@
 -- when the standard is met, red when it is not (a standard has no amber band).
 -- A within_range KPI is judged against its band (judged_by = 'band'): green inside it, amber
 -- up to `tolerance` outside it, red beyond.
--- grey: no actual, or neither an expected value nor a standard.
+-- grey: no actual, or neither an expected value nor a standard (a data-only indicator, or a
+-- withdrawn target: "no target").
+-- tolerance_amount is the tolerance in the KPI's unit: the tolerance itself (tolerance_kind
+-- 'amount'), or tolerance x |what the figure is judged against| (tolerance_kind 'share',
+-- "10%" = 0.10): the expected value on a trajectory, the nearer bound a band figure is outside.
 -- The standard's columns are kept on every row, also when the trajectory judges the status
 -- (a recovery trajectory beside the standard).
 -- Gaps are rounded to 9 decimals so that a gap exactly on the tolerance edge is not pushed
@@ -54,16 +58,35 @@ gaps as (
 
 ),
 
+tolerances as (
+
+    select
+        *,
+        {{ kpiwatch.round_double(
+            "case
+                when coalesce(tolerance_kind, 'amount') <> 'share' then tolerance
+                when expected_value is not null then tolerance * abs(expected_value)
+                when band_lower is not null and actual < band_lower then tolerance * abs(band_lower)
+                when band_upper is not null then tolerance * abs(band_upper)
+                when standard_value is not null then tolerance * abs(standard_value)
+            end",
+            9
+        ) }} as tolerance_amount
+    from gaps
+
+),
+
 statuses as (
 
     select
         *,
         case
             when performance_gap is not null and performance_gap >= 0 then 'green'
-            when performance_gap is not null and performance_gap >= -tolerance then 'amber'
+            when performance_gap is not null
+                and performance_gap >= -tolerance_amount then 'amber'
             when performance_gap is not null then 'red'
             when standard_met then 'green'
-            when band_distance <= tolerance then 'amber'
+            when band_distance <= tolerance_amount then 'amber'
             when not standard_met then 'red'
             else 'grey'
         end as status,
@@ -72,7 +95,7 @@ statuses as (
             when band_distance is not null then 'band'
             when standard_met is not null then 'standard'
         end as judged_by
-    from gaps
+    from tolerances
 
 ),
 

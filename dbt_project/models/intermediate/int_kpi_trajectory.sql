@@ -8,6 +8,8 @@
 -- target_value / target_date are B (or the last target once past it).
 -- KPIs with `targets_from: source` take each period's target from the data instead: the
 -- expected value is that period's target (none when the source sent 0 or nothing: grey).
+-- A withdrawn target (a `withdrawn` point in the catalog, point_type 'withdrawn'): periods
+-- starting on or after its date have no target and no expected value ("no target").
 
 with
 
@@ -32,6 +34,21 @@ kpis as (
 ytd_targets as (
 
     select * from {{ ref('int_kpi_ytd_targets') }}
+
+),
+
+targets as (
+
+    select * from {{ ref('stg_catalog__targets') }}
+
+),
+
+withdrawals as (
+
+    select kpi_id, min(point_date) as withdrawn_from
+    from targets
+    where point_type = 'withdrawn'
+    group by kpi_id
 
 ),
 
@@ -92,6 +109,8 @@ expected as (
         kpi_values.latest_batch_id,
         kpis.direction,
         coalesce(kpis.tolerance, 0) as tolerance,
+        kpis.tolerance_kind,
+        coalesce(kpi_values.period >= withdrawals.withdrawn_from, false) as target_withdrawn,
         kpis.trajectory,
         baselines.baseline_value,
         baselines.baseline_date,
@@ -142,6 +161,8 @@ expected as (
     left join ytd_targets
         on kpi_values.kpi_id = ytd_targets.kpi_id
         and kpi_values.period = ytd_targets.period
+    left join withdrawals
+        on kpi_values.kpi_id = withdrawals.kpi_id
 
 ),
 
@@ -157,12 +178,14 @@ final as (
         latest_batch_id,
         direction,
         tolerance,
+        tolerance_kind,
+        target_withdrawn,
         trajectory,
         baseline_value,
         baseline_date,
-        target_value,
-        target_date,
-        cast(expected_value as double precision) as expected_value
+        case when not target_withdrawn then target_value end as target_value,
+        case when not target_withdrawn then target_date end as target_date,
+        cast(case when not target_withdrawn then expected_value end as double precision) as expected_value
     from expected
 
 )

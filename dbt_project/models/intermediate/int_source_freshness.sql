@@ -89,6 +89,7 @@ expected as (
         cadence,
         lag_days,
         as_of_date,
+        fiscal_start_month,
         case cadence
             when 'weekly' then cast(date_trunc('week', cutoff) - interval '7 day' as date)
             when 'quarterly' then cast(date_trunc('quarter', cutoff) - interval '3 month' as date)
@@ -111,6 +112,8 @@ final as (
         expected.department_id,
         expected.cadence,
         expected.lag_days,
+        -- the year start of its KPIs: labels a quarter as a fiscal quarter ("2014/15 Q2")
+        expected.fiscal_start_month,
         landed.latest_period,
         expected.expected_period,
         coalesce(landed.latest_period < expected.expected_period, true) as is_overdue,

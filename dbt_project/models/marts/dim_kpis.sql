@@ -1,6 +1,7 @@
 -- One row per catalog KPI with its department, source, baseline and targets (as in effect on
 -- as_of; see int_kpi_anchors). next_target_* is the first target due on or after as_of,
--- final_target_* the last one.
+-- final_target_* the last one. due_period is the period due by as_of (int_kpi_due) and
+-- figure_missing says the KPI has no figure for it.
 
 with
 
@@ -31,6 +32,12 @@ anchors as (
 settings as (
 
     select * from {{ ref('stg_catalog__settings') }}
+
+),
+
+due as (
+
+    select * from {{ ref('int_kpi_due') }}
 
 ),
 
@@ -66,6 +73,7 @@ final as (
     select
         kpis.kpi_id,
         kpis.kpi_name,
+        kpis.kpi_code,
         kpis.department_id,
         departments.department_name,
         departments.channel as department_channel,
@@ -83,6 +91,9 @@ final as (
         kpis.aggregation,
         kpis.scale,
         kpis.tolerance,
+        kpis.tolerance_kind,
+        kpis.decimals,
+        kpis.fiscal_start_month,
         kpis.trajectory,
         kpis.methodology,
         kpis.tags,
@@ -92,7 +103,11 @@ final as (
         anchor_summary.next_target_value,
         anchor_summary.next_target_date,
         anchor_summary.final_target_value,
-        anchor_summary.final_target_date
+        anchor_summary.final_target_date,
+        due.due_period,
+        due.due_period_label,
+        due.latest_period,
+        due.figure_missing
     from kpis
     left join departments
         on kpis.department_id = departments.department_id
@@ -100,6 +115,8 @@ final as (
         on kpis.source_id = sources.source_id
     left join anchor_summary
         on kpis.kpi_id = anchor_summary.kpi_id
+    left join due
+        on kpis.kpi_id = due.kpi_id
 
 )
 

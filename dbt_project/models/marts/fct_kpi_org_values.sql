@@ -85,7 +85,16 @@ gaps as (
         valued.denominator,
         valued.rows_combined,
         trajectory.expected_value,
-        trajectory.tolerance,
+        -- the tolerance in the KPI's unit (a share of the expected value or the band's
+        -- nearer bound for tolerance_kind 'share', as int_kpi_status)
+        case
+            when coalesce(trajectory.tolerance_kind, 'amount') <> 'share' then trajectory.tolerance
+            when trajectory.expected_value is not null
+                then trajectory.tolerance * abs(trajectory.expected_value)
+            when standards.band_lower is not null and valued.actual < standards.band_lower
+                then trajectory.tolerance * abs(standards.band_lower)
+            when standards.band_upper is not null then trajectory.tolerance * abs(standards.band_upper)
+        end as tolerance,
         standards.standard_value,
         standards.band_lower,
         standards.band_upper,
@@ -146,10 +155,10 @@ final as (
         case
             when actual is null then 'grey'
             when expected_value is not null and performance_gap >= 0 then 'green'
-            when expected_value is not null and performance_gap >= -tolerance then 'amber'
+            when expected_value is not null and performance_gap >= -{{ kpiwatch.round_double('tolerance', 9) }} then 'amber'
             when expected_value is not null then 'red'
             when standard_met then 'green'
-            when band_distance <= tolerance then 'amber'
+            when band_distance <= {{ kpiwatch.round_double('tolerance', 9) }} then 'amber'
             when not standard_met then 'red'
             else 'grey'
         end as status

@@ -32,6 +32,7 @@ final as (
     select
         statuses.kpi_id,
         kpis.kpi_name,
+        kpis.kpi_code,
         kpis.department_id,
         kpis.source_id,
         statuses.period,
@@ -48,6 +49,8 @@ final as (
         statuses.performance_gap,
         statuses.status,
         statuses.judged_by,
+        statuses.tolerance_amount,
+        statuses.target_withdrawn,
         statuses.standard_value,
         statuses.band_lower,
         statuses.band_upper,
@@ -60,6 +63,9 @@ final as (
         statuses.is_latest,
         forecasts.forecast_value,
         coalesce(forecasts.forecast_status, 'unknown') as forecast_status,
+        forecasts.forecast_reason,
+        forecasts.trend_periods,
+        forecasts.trend_periods_needed,
         coalesce(data_trust.data_trust, 'trusted') as data_trust,
         data_trust.data_trust_reason,
         statuses.latest_batch_id

@@ -16,6 +16,7 @@ final as (
         department_id,
         cadence,
         lag_days,
+        fiscal_start_month,
         latest_period,
         expected_period,
         is_overdue,
