@@ -104,6 +104,15 @@ def build_digests(
     )
     overdue = rows(con, "select source_id, department_id, periods_overdue from marts.fct_source_freshness "
                         "where is_overdue order by source_id")
+    # a shared source (no department) is overdue for every department whose KPIs it feeds
+    fed: dict[str, set[str]] = {}
+    for r in rows(con, "select distinct source_id, department_id from catalog.kpis"):
+        fed.setdefault(r["source_id"], set()).add(r["department_id"])
+
+    def concerns(source: dict[str, Any], department_id: str) -> bool:
+        if source["department_id"] is None:
+            return department_id in fed.get(source["source_id"], set())
+        return source["department_id"] == department_id
 
     def milestone(row) -> DigestMilestone:
         return DigestMilestone(row["milestone_id"], row["title"], _as_date(row["due_date"]), row["state"],
@@ -139,7 +148,7 @@ def build_digests(
         name = dept.get("name") or department_id
         out.append(digest("department", channel, name, name, dept_kpis,
                           [m for m in milestones if m["department_id"] == department_id],
-                          [s for s in overdue if s["department_id"] == department_id]))
+                          [s for s in overdue if concerns(s, department_id)]))
     return out
 
 

@@ -214,7 +214,12 @@ def _evaluate(name: str, spec, record: dict, markers, frequency: str | None):
         if any(p is None for p in parts):
             return None
         return parts[0] - parts[1] if "subtract" in spec else sum(parts)
-    return parse_number(record.get(spec["column"]), name, spec.get("unit"), markers)
+    try:
+        return parse_number(record.get(spec["column"]), name, spec.get("unit"), markers)
+    except Rejected as rej:
+        if name == "target" and rej.reason == "missing_value":
+            return None  # a marked gap in the target column: no target this period; the value stands
+        raise
 
 
 def parse_record(record: dict, source: dict, kpis: dict[str, dict]) -> dict:

@@ -274,3 +274,21 @@ def test_console_line(event):
     line = console_line(note(event))
     assert line.startswith("critical" if event == "firing" else "resolved")
     assert "kpi_off_trajectory -> U0ANN" in line
+
+
+def test_a_shared_overdue_source_is_in_the_digest_of_each_department_it_feeds(tmp_path):
+    """transport_sql made shared (no department) and feeding a health KPI too: both departments'
+    digests list it; finance's does not. A department without a channel gets its digest in the
+    fallback channel."""
+    con = build_warehouse(duckdb.connect(str(tmp_path / "w.duckdb")))
+    con.execute("update marts.fct_source_freshness set department_id = null where source_id = 'transport_sql'")
+    con.execute("update catalog.kpis set source_id = 'transport_sql' where kpi_id = 'wait_time'")
+    con.execute("update catalog.departments set channel = null where department_id = 'health'")
+    rules = load_rules()
+    digests = {d.department: d for d in build_digests(con, rules, now=AT, as_of=AS_OF) if d.audience == "department"}
+    con.close()
+    by_id = {"health": digests["Health"], "transport": digests["Transport"], "finance": digests["Finance"]}
+    assert "transport_sql" in str(by_id["health"].overdue_sources)
+    assert "transport_sql" in str(by_id["transport"].overdue_sources)
+    assert "transport_sql" not in str(by_id["finance"].overdue_sources)
+    assert by_id["health"].channel == rules.fallback_channel

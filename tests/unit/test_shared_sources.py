@@ -216,3 +216,12 @@ def test_a_shared_sources_asset_is_owned_by_every_department_it_feeds(tmp_path):
     assert spec.tags["department"] == "shared"
     assert list(spec.owners) == ["head@council.example", "team:planning"]
     assert "shared by departments customer_services, planning" in spec.description
+
+
+def test_a_marker_in_the_target_column_is_no_target_not_a_lost_row(tmp_path):
+    catalog = council(tmp_path, source_over={"columns": {"kpi_id": "Code", "period": "Period", "value": "Actual",
+                                                         "target": "Target"}})
+    drop(tmp_path, "2026-09.csv", "Code,Period,Actual,Target\nCS01,2026-09,812,N/A\nCS01,2026-08,N/A,800\n")
+    (batch,) = land(tmp_path, catalog).batches
+    assert (batch.rows_accepted, batch.reasons) == (1, {"missing_value": 1})  # a missing value is still missing
+    assert query(tmp_path, "select value, target from raw.observations") == [(812.0, None)]
