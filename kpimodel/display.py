@@ -92,12 +92,25 @@ def figure(value: float | None, unit: str | None = None, against: Iterable[float
     return number(value, unit, decimals_against(value, list(against), at_least(value, decimals)))
 
 
+def written_decimals(value: float) -> int:
+    """The decimals a given number was written with (3.15 -> 2, 80.0 -> 0), at most 4 (a
+    target computed as 33.3333333 is shown to four places, not to its last digit)."""
+    text = repr(float(value))
+    if "e" in text or "n" in text:  # 1e-07, inf, nan
+        return 0
+    return min(len(text.split(".")[1].rstrip("0")), 4)
+
+
 def figures(value: float | None, others: Iterable[float | None], unit: str | None = None,
             decimals: int | None = None) -> tuple[str, list[str]]:
     """The figure and the thresholds it is judged against, all with the same decimals, so that
-    "94.99% against 95.00%" reads as the miss it is; at least the KPI's own `decimals` (a
-    target of 3.15 is "3.15", not "3.1")."""
+    "94.99% against 95.00%" reads as the miss it is; at least the KPI's own `decimals`, and at
+    least the decimals a threshold was given with (a target of 3.15 -- from the catalog or
+    delivered with the data -- is "3.15", not "3.1")."""
     others = list(others)
+    given = max((written_decimals(o) for o in others if o is not None), default=0)
+    if given:
+        decimals = max(given, decimals or 0)
     base = at_least(value if value is not None else next((o for o in others if o is not None), None), decimals)
     decimals = decimals_against(value, others, base)
     if value is None:

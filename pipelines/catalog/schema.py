@@ -203,6 +203,9 @@ SOURCES = {
                     "delimiter": {"type": "string", "minLength": 1, "maxLength": 1},
                     # Cell texts that mean "no value" (quarantined as missing_value, never a zero).
                     "missing_markers": {"type": "array", "items": {"type": "string"}},
+                    # Values of the mapped `target` column that mean "no target set this
+                    # period" (some publishers write 0); by default 0 is a target like any other.
+                    "no_target_values": {"type": "array", "items": {"type": "number"}, "minItems": 1},
                     # Files over this size are quarantined whole (file_too_large).
                     "max_file_mb": {"type": "number", "exclusiveMinimum": 0},
                     # sql: a SQLite file under the data directory, or the name of an

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 
-from pipelines.ingest.parsing import MEASURES, Rejected, _text, kpi_of, parse_period, parse_record
+from pipelines.ingest.parsing import MEASURES, Rejected, _text, kpi_of, no_target_values, parse_period, parse_record
 
 _SIMPLE_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 _FIELDS = ("kpi_id", "org_id", "period", *MEASURES)
@@ -109,7 +109,8 @@ def parse_batch(numbered: list[tuple[int, dict]], source: dict, kpis: dict[str, 
             unsure.add(i)  # parse_record names the missing value
     rows, rejected = [], []
     out = {c: [] for c in PARSED}
-    target = measures["target"]
+    none_values = no_target_values(source)
+    target = [None if t is not None and t in none_values else t for t in measures["target"]]
     for i, (row, rec) in enumerate(numbered):
         if i in unsure:
             _parse_one(row, rec, source, kpis, rows, out, rejected)

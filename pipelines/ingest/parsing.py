@@ -222,6 +222,12 @@ def _evaluate(name: str, spec, record: dict, markers, frequency: str | None):
         raise
 
 
+def no_target_values(source: dict) -> frozenset[float]:
+    """Target values that mean "no target was set this period" (a source's `no_target_values`,
+    e.g. MTA's 0); none by default: a target of 0 is a target (0 days behind schedule)."""
+    return frozenset(float(v) for v in source.get("no_target_values", ()))
+
+
 def parse_record(record: dict, source: dict, kpis: dict[str, dict]) -> dict:
     """Map a raw record through the source's column mapping; raise Rejected on a bad value."""
     columns = source["columns"]
@@ -237,6 +243,8 @@ def parse_record(record: dict, source: dict, kpis: dict[str, dict]) -> dict:
         }
         for part in MEASURES:
             out[part] = _evaluate(part, columns.get(part), record, markers, None)
+        if out["target"] is not None and out["target"] in no_target_values(source):
+            out["target"] = None  # the publisher's "no target set" (MTA: 0)
         if kpi is not None:
             if kpi["aggregation"] == "ratio":
                 if out["numerator"] is None or out["denominator"] is None:

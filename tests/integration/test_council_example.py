@@ -57,8 +57,10 @@ def test_one_run_lands_the_whole_return_and_publishes_every_service(council):
                                 "count(*) n from raw.batches")
     # every row but the one `N/A` lands; the N/A made no batch a schema change
     assert acc == {"i": len(data), "a": len(data) - 1, "q": 1, "n": 2}
-    [q] = rows(council["wh"], "select reason, kpi_id from raw.quarantine")
-    assert q["reason"] == "missing_value"
+    # quarantined with its reason, counted for the department whose KPI the row is for
+    [q] = rows(council["wh"], "select reason, department_id, detail from raw.quarantine")
+    assert (q["reason"], q["department_id"]) == ("missing_value", "community_safety"), q
+    assert "N/A" in q["detail"]
     # the council's codes map to kpiwatch ids through `code`, no value map
     kpis = {r["kpi_id"] for r in rows(council["wh"], "select distinct kpi_id from raw.observations")}
     assert len(kpis) == 14 and "cs_calls_answered" in kpis
@@ -94,3 +96,50 @@ def test_status_agrees_with_the_councils_own_rating(council):
         assert progress.get(key) == RAG[r["RAG"]], (key, r)
         compared += 1
     assert compared == 13 * 6 - 1  # 13 KPIs with targets over six quarters, less the one N/A
+
+
+def _status_text(council):
+    res = _cli("status", "--warehouse", str(council["wh"]), env=council["env"])
+    assert res.returncode == 0, res.stdout + res.stderr
+    return " ".join(res.stdout.split())
+
+
+def test_status_speaks_the_councils_language(council):
+    """Fiscal quarter labels, the council's codes, targets with the precision they were given,
+    a data-only indicator, and a missing quarter that is never shown as the previous figure."""
+    text = _status_text(council)
+    assert "2015/16 Q2" in text and "2015-07" not in text
+    assert "CO01" in text and "CS01" in text
+    assert "3.15" in text  # CO01's profiled target, not "3.1" or "3.2"
+    assert "no figure for 2015/16 Q2 (1 row quarantined: missing_value)" in text
+    [cs03] = rows(council["wh"], "select status, forecast_reason from marts.fct_kpi_progress "
+                                 "where kpi_id = 'cs_website_visits' and is_latest")
+    assert cs03["status"] == "grey"
+    [cm01] = rows(council["wh"], "select period, data_trust, data_trust_reason from marts.fct_kpi_progress "
+                                 "where kpi_id = 'cm_asb_resolved' and is_latest")
+    assert cm01["period"].isoformat() == "2015-04-01"  # Q1 is the latest figure ...
+    assert cm01["data_trust"] == "stale"  # ... and never "trusted ... source up to date"
+    assert "no figure for 2015/16 Q2" in cm01["data_trust_reason"]
+
+
+def test_explain_takes_the_fiscal_label_and_points_at_the_quarantined_row(council):
+    # no figure to explain: exit 2, saying why and pointing at the quarantined row as it was sent
+    res = _cli("explain", "cm_asb_resolved", "2015/16 Q2", "--warehouse", str(council["wh"]), env=council["env"])
+    assert res.returncode == 2, res.stdout + res.stderr
+    text = " ".join(res.stderr.split())
+    assert "cm_asb_resolved has no figure for 2015/16 Q2 (1 row quarantined: missing_value)" in text
+    assert "row 24 of corporate_return" in text and '"Actual": "N/A"' in text
+    assert "Traceback" not in res.stdout + res.stderr
+    res = _cli("explain", "co_projects_schedule", "2014/15 Q3", "--warehouse", str(council["wh"]), env=council["env"])
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "-28" in res.stdout  # a negative measure, landed and traced to its row
+
+
+def test_alerts_without_slack_reach_the_file(council):
+    """No department has a Slack channel and no token is set: the alerts are in the alert file."""
+    import json
+
+    lines = [json.loads(ln) for ln in (council["tmp"] / "alerts.jsonl").read_text().splitlines() if ln.strip()]
+    assert lines, "no alert written"
+    texts = " ".join(json.dumps(ln) for ln in lines)
+    assert "CO01" in texts  # the council's code in the alert

@@ -93,3 +93,12 @@ def test_a_shown_figure_never_contradicts_its_band(lower, width, offset, toleran
     shown_lower, shown_upper = float(shown_number(shown[0])), float(shown_number(shown[1]))
     assert band_status(float(shown_number(value_text)), shown_lower, shown_upper, tolerance) == \
         band_status(value, lower, upper, tolerance), (value, lower, upper, value_text, shown)
+
+
+def test_targets_keep_the_precision_they_were_given():
+    from kpimodel.display import figures, written_decimals
+
+    assert [written_decimals(v) for v in (3.15, 80.0, 57.8, 100 / 3, -5.0)] == [2, 0, 1, 4, 0]
+    assert figures(3.87, [3.15]) == ("3.87", ["3.15"])  # a profiled target delivered with the data
+    assert figures(83.9, [80.0], "percent") == ("83.9%", ["80.0%"])  # the usual decimal, unchanged
+    assert figures(4.0, [3.15], decimals=3) == ("4.000", ["3.150"])  # the KPI's own decimals win when more

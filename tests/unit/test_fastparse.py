@@ -72,3 +72,16 @@ def test_clean_rows_do_not_go_row_at_a_time(monkeypatch):
     assert {c: v[0] for c, v in parsed.items()} == {"kpi_id": "ratio_kpi", "org_id": "O0", "period": dt.date(2026, 10, 1),
                                                   "value": None, "numerator": 0.0, "denominator": 100.0, "target": None}
     assert len(calls) == 1  # only the marker row
+
+
+def test_no_target_values_mean_no_target_on_both_paths():
+    """A source's no_target_values (MTA writes 0) become no target; without the key a target of 0
+    is a target (a project 0 days behind schedule); an empty target cell is no target."""
+    source = {"id": "s", "columns": {"kpi_id": "k", "period": "p", "value": "v", "target": "t"}}
+    numbered = [(1, {"k": "sum_kpi", "p": "2026-01", "v": "5", "t": "0"}),
+                (2, {"k": "sum_kpi", "p": "2026-02", "v": "-3", "t": "12.5"}),
+                (3, {"k": "sum_kpi", "p": "2026-03", "v": "4", "t": ""})]
+    for src, expected in ((source, [0.0, 12.5, None]), ({**source, "no_target_values": [0]}, [None, 12.5, None])):
+        _same(numbered, src)
+        assert parse_batch(numbered, src, KPIS)[1]["target"] == expected
+        assert [parse_record(rec, src, KPIS)["target"] for _, rec in numbered] == expected

@@ -43,9 +43,10 @@ per_period as (
         sum(observations.denominator) as denominator,
         count(observations.numerator) as numerator_count,
         count(observations.denominator) as denominator_count,
-        -- targets delivered with the data (targets_from: source); 0 means "no target set"
-        sum(nullif(observations.target, 0)) as sum_target,
-        avg(nullif(observations.target, 0)) as mean_target,
+        -- targets delivered with the data (targets_from: source); null when none was set (an
+        -- empty or marked cell, or one of the source's no_target_values)
+        sum(observations.target) as sum_target,
+        avg(observations.target) as mean_target,
         -- the batch that delivered the latest revision among the organisations
         {{ kpiwatch.first_ordered(
             'observations.batch_id',
