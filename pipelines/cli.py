@@ -401,12 +401,27 @@ def _kpi_table(kpis: list[dict], title: str) -> Table:
             k["department_id"], escape(display.kpi_title(k["kpi_id"], k.get("code"))),
             periods.label(k["period"], k.get("frequency"), k.get("fiscal_start_month")) if k["period"] else "–", actual,
             expected if k["expected_value"] is not None else "–", _standard_cell(k, standard),
-            f"{display.number(k['target_value'], k['unit'], display.at_least(k['target_value'], decimals))} by {k['target_date']}"
-            if k["target_value"] is not None else "–",
+            _target_cell(k, decimals),
             f"[{STATUS_STYLE.get(st, '')}]{escape(words)}[/]", escape(forecast),
             f"[{TRUST_STYLE.get(trust, '')}]{trust}[/]",
         )
     return t
+
+
+def _target_cell(k: dict, decimals: int | None) -> str:
+    """The target with the decimals it was given (3.15), "for 2015/16 Q2" when it is the period's
+    own target (delivered with the data), else "by" its due date."""
+    from kpimodel import display, periods
+
+    value = k["target_value"]
+    if value is None or k.get("no_figure"):
+        return "–"  # (no figure for the period due: an older period's target would mislead)
+    places = max(display.at_least(value, decimals) or display.base_decimals(value), display.written_decimals(value))
+    text = display.number(value, k["unit"], places)
+    due, start, freq = k.get("target_date"), k.get("period"), k.get("frequency")
+    if due is not None and start is not None and freq and periods.end_of(start, freq) == due:
+        return f"{text} for {periods.label(start, freq, k.get('fiscal_start_month'))}"
+    return f"{text} by {due}"
 
 
 def _milestone_line(m: dict) -> str:
