@@ -57,7 +57,7 @@ def rejection_outcome(rejected: int, rows_in: int, limits: tuple[float, int], de
     share = (rejected / rows_in) if rows_in else 0.0
     whose = f"{department}'s rows: " if department else ""
     o = _own("rejection_rate", not (share > max_share and rejected >= min_rows),
-             f"{whose}{share:.1%} of {rows_in} rows rejected ({rejected} rows)",
+             f"{whose}{share:.1%} of {rows_in} rows rejected ({rejected} row{'' if rejected == 1 else 's'})",
              f"<= {max_share:.0%} of the rows, or fewer than {min_rows} rows rejected", rejected)
     o.department_id = department
     return o

@@ -70,7 +70,7 @@ def test_cli_run_status_explain_report_and_ledger_on_postgres(tmp_path, demo_dat
         out = run.stdout
         assert f"warehouse postgresql://postgres@127.0.0.1:5432/{db}" in out
         for needle in ("missed cancer_75_by_jun_2026", "at_risk bus_88_by_mar_2027", "overdue source transport_db",
-                       "quarantined 2 × duplicate_key", "mart contract: 7 passed, 0 failed", "Alerts this run: 10 sent"):
+                       "quarantined 2 × duplicate_key", "mart contract: 8 passed, 0 failed", "Alerts this run: 10 sent"):
             assert needle in out, needle
         assert not wh.exists()  # every table went to Postgres; only local files sit beside the path
         assert (wh.parent / "reports" / "scorecard.html").exists() and (wh.parent / "alerts.jsonl").exists()
