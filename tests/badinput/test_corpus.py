@@ -211,7 +211,7 @@ CATALOG_CASES = {
     "unknown key": (lambda d: d / "kpis.yml", lambda doc: doc["kpis"][0].update(colour="red"),
                     ["kpis.yml", "kpis[0]", "unknown key(s) 'colour'"]),
     "wrong type": (lambda d: d / "kpis.yml", lambda doc: doc["kpis"][1].update(tolerance="lots"),
-                   ["kpis.yml", "kpis[1].tolerance", "'lots' is not of type 'number'"]),
+                   ["kpis.yml", "kpis[1].tolerance", "'lots' is not an amount (0.5) or a share of the target ('10%')"]),
     "duplicate ids": (lambda d: d / "kpis.yml", lambda doc: doc["kpis"].append(dict(doc["kpis"][0])),
                       ["kpis.yml", "kpis[2].id", "duplicate id 'homes'"]),
     "id with a quote": (lambda d: d / "kpis.yml", lambda doc: doc["kpis"][0].update(id="homes'; drop table x"),
