@@ -567,6 +567,8 @@ def status(
                                      "with --by-org: the last N periods"),
     by_org: bool = typer.Option(False, "--by-org", help="organisations against each KPI's standard: "
                                                         "how many met it, and which did not (worst first)"),
+    period: Optional[str] = typer.Option(None, "--period", help="every KPI's figure for this period instead of "
+                                         "the latest (2014/15 Q2, 2014-Q3, 2026-03, 2026-W14, 2019/20, ...)"),
 ):
     """Show the current status of every KPI (latest period) from the warehouse."""
     from pipelines.reporting.restatements import restatements
@@ -582,6 +584,15 @@ def status(
             as_of = con.execute("select as_of from catalog.settings").fetchone()[0]
             if by_org:
                 orgs = organisations_against_standard(con, periods)
+            elif period is not None:
+                from pipelines.reporting.summary import kpi_status_at
+
+                try:
+                    rows = kpi_status_at(con, period)
+                except ValueError as exc:
+                    err.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
+                    raise typer.Exit(EXIT_CONFIG)
+                restated, history = [], {}
             else:
                 rows = kpi_status(con)
                 restated = restatements(con)
@@ -601,7 +612,9 @@ def status(
                 row["history"] = history.get(row["kpi_id"], [])
         sys.stdout.write(json.dumps({"as_of": as_of, "kpis": rows, "restatements": restated}, default=str, indent=2) + "\n")
         return
-    out.print(_kpi_table(rows, f"KPI status and data trust as of {as_of} (as published)"))
+    title = f"KPI status and data trust as of {as_of} (as published)" if period is None else \
+        f"KPI status and data trust for the period {period.strip()} as of {as_of}"
+    out.print(_kpi_table(rows, title))
     _print_trust_reasons(rows)
     if restated:
         out.print(f"Restated figures ({len(restated)}; newest first):")

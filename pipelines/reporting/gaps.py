@@ -1,7 +1,8 @@
 """KPIs with no figure for the period due by as_of (docs/kpi-model.md, "A missing period").
 
 marts.dim_kpis says which period each KPI is due to have a figure for (int_kpi_due: its
-frequency, its source's lag_days, as_of) and whether it has none. This module finds why: the
+frequency, its source's lag_days, as_of) and whether it has none. A KPI of an overdue source is
+left to the source's own "overdue" marking (its latest figure stays, data stale). This module finds why: the
 rows of raw.quarantine that name the KPI (its id or its code) and the due period (in any form
 the period model reads: `2014/15 Q2`, `2014-07`, ...), or that come from a batch whose landed
 rows all have that KPI or that period (a constant KPI in the mapping, a title cell), as
@@ -110,10 +111,14 @@ def missing_figures(con, kpi_id: str | None = None) -> dict[str, dict]:
         return {}
     out: dict[str, dict] = {}
     cache: dict = {}
-    for k in _rows(con, """select kpi_id, kpi_code as code, source_id, frequency, fiscal_start_month, due_period,
-                                  latest_period
-                           from marts.dim_kpis where figure_missing""" + (" and kpi_id = ?" if kpi_id else "")
-                   + " order by kpi_id", [kpi_id] if kpi_id else None):
+    # A KPI of an overdue source keeps its latest figure marked stale ("source ... overdue:
+    # latest period ..., expected ..."): the whole delivery is late, which that already says.
+    overdue = "" if not _exists(con, "marts", "fct_source_freshness") else \
+        " and k.source_id not in (select source_id from marts.fct_source_freshness where is_overdue)"
+    for k in _rows(con, """select k.kpi_id, k.kpi_code as code, k.source_id, k.frequency, k.fiscal_start_month,
+                                  k.due_period, k.latest_period
+                           from marts.dim_kpis k where k.figure_missing""" + overdue
+                   + (" and k.kpi_id = ?" if kpi_id else "") + " order by k.kpi_id", [kpi_id] if kpi_id else None):
         label = period_model.label(k["due_period"], k["frequency"], k["fiscal_start_month"])
         quarantined = quarantined_for(con, k, k["due_period"], cache)
         out[k["kpi_id"]] = {

@@ -258,9 +258,11 @@ def shown(s: Series) -> dict:
             else:
                 out["publication"] = "Publication blocked: no figure has been published for this KPI yet."
     if s.no_figure:  # the due period has no figure: the latest one is not current
-        out.update(status="grey", judged_by=None, trust="stale" if out["trust"] == "trusted" else out["trust"],
-                   reason=s.no_figure["text"] + (f"; the latest figure is for {s.no_figure['latest_label']}"
-                                                 if s.no_figure.get("latest_label") else ""))
+        gap = s.no_figure["text"] + (f"; the latest figure is for {s.no_figure['latest_label']}"
+                                     if s.no_figure.get("latest_label") else "")
+        keep = out["trust"] not in ("trusted", "stale")  # failed checks stay, with their reason
+        out.update(status="grey", judged_by=None, trust=out["trust"] if keep else "stale",
+                   reason=f"{gap}; {out['reason']}" if keep else gap)
     return out
 
 

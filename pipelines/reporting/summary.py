@@ -19,7 +19,7 @@ EXTRA_COLUMNS = ("tolerance_amount", "target_withdrawn", "forecast_reason", "tre
 KPI_DETAILS = ("frequency", "fiscal_start_month", "code", "decimals", "tolerance", "tolerance_kind", "source_id")
 
 
-def _with_standards(con, rows: list[dict]) -> list[dict]:
+def _with_standards(con, rows: list[dict], current: bool = True) -> list[dict]:
     """Each figure with its standard (met / not met, record over the last 12 periods), what
     judged its status, its tolerance in the KPI's unit and why there is no forecast, from
     marts.fct_kpi_progress for the same KPI and period; the KPI's frequency and year start (for
@@ -36,7 +36,7 @@ def _with_standards(con, rows: list[dict]) -> list[dict]:
         marts = {(r["kpi_id"], r["period"]): r for r in _rows(
             con, f"select kpi_id, period, {', '.join(wanted)} from marts.fct_kpi_progress")}
     details = {r["kpi_id"]: r for r in _rows(con, f"select kpi_id, {', '.join(KPI_DETAILS)} from catalog.kpis")}
-    missing = missing_figures(con)
+    missing = missing_figures(con) if current else {}
     for row in rows:
         found = marts.get((row["kpi_id"], row["period"]), {})
         for col in (*STANDARD_COLUMNS, *EXTRA_COLUMNS):
@@ -50,10 +50,11 @@ def _with_standards(con, rows: list[dict]) -> list[dict]:
             row.update(period=gap["due_period"], actual=None, expected_value=None, status="grey",
                        previous_status=None, forecast_value=None, forecast_status="unknown",
                        forecast_reason=None, **{c: None for c in STANDARD_COLUMNS})
-            if row.get("data_trust") == "trusted":
-                row["data_trust"] = "stale"
-            row["data_trust_reason"] = gap["text"] + (
-                f"; the latest figure is for {gap['latest_label']}" if gap.get("latest_label") else "")
+            reason = gap["text"] + (f"; the latest figure is for {gap['latest_label']}" if gap.get("latest_label") else "")
+            if row.get("data_trust") in (None, "trusted", "stale"):
+                row["data_trust"], row["data_trust_reason"] = "stale", reason
+            else:  # failed checks (or anomalous) stay, with their own reason beside the gap
+                row["data_trust_reason"] = f"{reason}; {row.get('data_trust_reason') or ''}".rstrip("; ")
     return rows
 
 
@@ -75,6 +76,54 @@ def kpi_status(con) -> list[dict]:
         left join marts.fct_kpi_progress p on p.kpi_id = k.kpi_id and p.is_latest
         order by k.department_id, k.kpi_id
     """))
+
+
+def kpi_status_at(con, text: str) -> list[dict]:
+    """Every KPI's figure for one period given as text in any form of the period model
+    (`2014/15 Q2`, `2014-Q3`, `2014-07`, ...), read with each KPI's own frequency and year start;
+    KPIs of whose frequency the text is no period are left out. A KPI without a figure for it
+    says so, with its quarantined rows ("no figure for 2014/15 Q2 (1 row quarantined: ...)").
+    Raises ValueError when the text is a period of no KPI."""
+    from kpimodel import periods as period_model
+    from pipelines.reporting.gaps import no_figure_text, quarantined_for
+
+    kpis = _rows(con, """select kpi_id, name as kpi_name, department_id, unit, direction, owner_name, source_id,
+                                frequency, fiscal_start_month, code from catalog.kpis order by department_id, kpi_id""")
+    wanted, problems = {}, set()
+    for k in kpis:
+        try:
+            wanted[k["kpi_id"]] = period_model.parse(text, k["frequency"], k["fiscal_start_month"] or 1)
+        except period_model.PeriodError as exc:
+            problems.add(f"{exc.detail} ({k['frequency']}: {period_model.forms(k['frequency'])})")
+    if not wanted:
+        raise ValueError(f"{text.strip()[:40]!r} is a period of no KPI: " + "; ".join(sorted(problems)))
+    found = {(r["kpi_id"], r["period"]): r for r in _rows(con, """
+        select kpi_id, period, actual, expected_value, target_value, target_date, status, previous_status,
+               forecast_value, forecast_status, data_trust, data_trust_reason
+        from marts.fct_kpi_progress where period = any(?)""", [sorted(set(wanted.values()))])}
+    out, cache = [], {}
+    for k in kpis:
+        if k["kpi_id"] not in wanted:
+            continue
+        period = wanted[k["kpi_id"]]
+        row = {"department_id": k["department_id"], "kpi_id": k["kpi_id"], "kpi_name": k["kpi_name"],
+               "unit": k["unit"], "direction": k["direction"], "owner_name": k["owner_name"], "period": period,
+               "published": None, "publication_run_id": None, "published_at": None}
+        figure = found.get((k["kpi_id"], period))
+        if figure is None:
+            label = period_model.label(period, k["frequency"], k["fiscal_start_month"])
+            text_ = no_figure_text(label, quarantined_for(con, k, period, cache))
+            row.update(actual=None, expected_value=None, target_value=None, target_date=None, status="grey",
+                       previous_status=None, forecast_value=None, forecast_status="unknown", data_trust="stale",
+                       data_trust_reason=text_)
+        else:
+            row.update({c: v for c, v in figure.items() if c not in ("kpi_id", "period")})
+        out.append(row)
+    rows = _with_standards(con, out, current=False)
+    for row in rows:
+        if row["actual"] is None and row["data_trust_reason"].startswith("no figure"):
+            row["no_figure"] = {"due_period": row["period"], "text": row["data_trust_reason"]}
+    return rows
 
 
 def kpi_history(con, periods: int) -> dict[str, list[dict]]:

@@ -160,3 +160,21 @@ def test_scorecard(council):
     assert "Forecast needs 4 quarters, 2 so far" in text
     assert "No target (data only)" in text and "No target (shown as data only): withdrawn" in text
     assert "2014-07" not in text and "Jul 2014" not in text
+
+
+def test_status_for_a_period_takes_the_fiscal_quarter(council):
+    _, catalog, warehouse, _ = council
+    args = ("--catalog", str(catalog), "--warehouse", str(warehouse))
+    q1 = json.loads(_cli("status", "--period", "2014/15 Q1", "--format", "json", *args).stdout)
+    by_id = {k["kpi_id"]: k for k in q1["kpis"]}
+    assert by_id["cs02"]["actual"] == 85.5 and str(by_id["cs02"]["period"]) == "2014-04-01"
+    assert by_id["cs01"]["actual"] == 1.5 and by_id["cs01"]["status"] == "amber"  # 0.08 short of 1.58: within 10%
+    # the same quarter in its calendar form; Q2 of CS02 has no figure, with its quarantined row
+    q2 = json.loads(_cli("status", "--period", "2014-Q3", "--format", "json", *args).stdout)
+    cs02 = {k["kpi_id"]: k for k in q2["kpis"]}["cs02"]
+    assert cs02["actual"] is None and cs02["no_figure"]["text"] == "no figure for 2014/15 Q2 (1 row quarantined: missing_value)"
+    table = _cli("status", "--period", "2014/15 Q2", *args)
+    assert table.returncode == 0 and "for the period 2014/15 Q2" in table.stdout
+    # a week is a period of none of these quarterly KPIs: named, exit 2, no traceback
+    week = _cli("status", "--period", "2014-W03", *args)
+    assert week.returncode == 2 and "is a period of no KPI" in week.stderr and "Traceback" not in week.stderr

@@ -28,6 +28,8 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("frequency", "varchar"), ("aggregation", "varchar"), ("scale", "double"), ("tolerance", "double"),
         ("trajectory", "varchar"), ("methodology", "varchar"), ("tags", "varchar"),
         ("targets_from", "varchar"), ("fiscal_start_month", "integer"), ("year_to_date", "varchar"),
+        ("code", "varchar"), ("tolerance_kind", "varchar"), ("allow_negative", "boolean"),
+        ("min_value", "double"), ("max_value", "double"), ("decimals", "integer"),
     ],
     "raw.batches": [
         ("batch_id", "varchar"), ("source_id", "varchar"), ("department_id", "varchar"),
@@ -54,16 +56,17 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("method", "varchar"), ("detail", "varchar"), ("is_latest", "boolean"),
     ],
     "marts.fct_kpi_progress": [
-        ("kpi_id", "varchar"), ("kpi_name", "varchar"), ("department_id", "varchar"), ("source_id", "varchar"),
-        ("period", "date"), ("period_end", "date"), ("actual", "double"), ("numerator", "double"),
+        ("kpi_id", "varchar"), ("kpi_name", "varchar"), ("kpi_code", "varchar"), ("department_id", "varchar"),
+        ("source_id", "varchar"), ("period", "date"), ("period_end", "date"), ("actual", "double"), ("numerator", "double"),
         ("denominator", "double"), ("baseline_value", "double"), ("baseline_date", "date"),
         ("target_value", "double"), ("target_date", "date"), ("expected_value", "double"), ("gap", "double"),
         ("performance_gap", "double"), ("status", "varchar"), ("judged_by", "varchar"),
-        ("standard_value", "double"), ("band_lower", "double"), ("band_upper", "double"),
+        ("tolerance_amount", "double"), ("target_withdrawn", "boolean"), ("standard_value", "double"), ("band_lower", "double"), ("band_upper", "double"),
         ("standard_effective_from", "date"), ("standard_met", "boolean"),
         ("periods_met_last_12", "integer"), ("periods_judged_last_12", "integer"),
         ("consecutive_misses", "integer"), ("previous_status", "varchar"),
         ("is_latest", "boolean"), ("forecast_value", "double"), ("forecast_status", "varchar"),
+        ("forecast_reason", "varchar"), ("trend_periods", "integer"), ("trend_periods_needed", "integer"),
         ("data_trust", "varchar"), ("data_trust_reason", "varchar"), ("latest_batch_id", "varchar"),
     ],
     "marts.fct_milestones": [
@@ -77,7 +80,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
     ],
     "marts.fct_source_freshness": [
         ("source_id", "varchar"), ("department_id", "varchar"), ("cadence", "varchar"), ("lag_days", "integer"),
-        ("latest_period", "date"), ("expected_period", "date"), ("is_overdue", "boolean"),
+        ("fiscal_start_month", "integer"), ("latest_period", "date"), ("expected_period", "date"), ("is_overdue", "boolean"),
         ("periods_overdue", "integer"), ("last_loaded_at", "timestamp"),
     ],
     "marts.fct_kpi_anomalies": [
