@@ -503,11 +503,11 @@ def _print_summary(s: Settings, run_id: str) -> None:
     for src in sm["sources"]:
         if src["is_overdue"]:
             if src["latest_period"] is None:
-                out.print(f"  [yellow]overdue source[/] {src['source_id']} ({src['department_id']}): nothing landed yet"
+                out.print(f"  [yellow]overdue source[/] {src['source_id']} ({src['department_id'] or 'shared'}): nothing landed yet"
                           + (f", {periods.label(src['expected_period'], src['cadence'], src.get('fiscal_start_month'))} expected"
                              if src["expected_period"] else ""))
             else:
-                out.print(f"  [yellow]overdue source[/] {src['source_id']} ({src['department_id']}): latest period "
+                out.print(f"  [yellow]overdue source[/] {src['source_id']} ({src['department_id'] or 'shared'}): latest period "
                           f"{periods.label(src['latest_period'], src['cadence'], src.get('fiscal_start_month'))}, expected "
                           f"{periods.label(src['expected_period'], src['cadence'], src.get('fiscal_start_month'))} ({src['periods_overdue']} missing)")
     for a in sm["anomalies"]:
