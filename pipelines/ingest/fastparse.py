@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 import re
 
-from pipelines.ingest.parsing import MEASURES, Rejected, _text, kpi_of, no_target_values, parse_period, parse_record
+from pipelines.ingest.parsing import (MEASURES, Rejected, _text, kpi_of, no_target_values, parse_period, parse_record,
+                                      year_start)
 
 _SIMPLE_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 _FIELDS = ("kpi_id", "org_id", "period", *MEASURES)
@@ -83,14 +84,14 @@ def parse_batch(numbered: list[tuple[int, dict]], source: dict, kpis: dict[str, 
 
     kpi_ids = cached(column("kpi_id"), lambda v: kpi_of(_text(v), kpis))  # an id, or a KPI's code
     orgs = cached(column("org_id"), _text)
-    freqs = [kpis[k]["frequency"] if k in kpis else None for k in kpi_ids]
+    freqs = [(kpis[k]["frequency"], year_start(kpis[k])) if k in kpis else (None, year_start(None)) for k in kpi_ids]
     memo: dict = {}
     periods = []
-    for i, (v, f) in enumerate(zip(column("period"), freqs)):
-        key = (type(v), v, f)
+    for i, (v, (f, start)) in enumerate(zip(column("period"), freqs)):
+        key = (type(v), v, f, start)
         if key not in memo:
             try:
-                memo[key] = parse_period(v, f)
+                memo[key] = parse_period(v, f, None, start)
             except Rejected:
                 memo[key] = Rejected
         p = memo[key]

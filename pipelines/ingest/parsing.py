@@ -172,15 +172,22 @@ def _text(value: object) -> str | None:
     return text or None
 
 
-def _evaluate(name: str, spec, record: dict, markers, frequency: str | None):
-    """One mapped field of a record."""
+def year_start(kpi: dict | None) -> int:
+    """The month a KPI's fiscal periods (`2019/20 Q1`, `2019/20`) start: its own
+    fiscal_year_start_month, else April (as the period model reads them)."""
+    return int((kpi or {}).get("fiscal_year_start_month", periods.DEFAULT_FISCAL_START_MONTH))
+
+
+def _evaluate(name: str, spec, record: dict, markers, frequency: str | None,
+              start: int = periods.DEFAULT_FISCAL_START_MONTH):
+    """One mapped field of a record (a period in the KPI's frequency and fiscal year start)."""
     if spec is None:
         return None
     if isinstance(spec, str):
         spec = {"column": spec}
     if "constant" in spec:
         raw = spec["constant"]
-        return parse_period(raw, frequency) if name == "period" else raw
+        return parse_period(raw, frequency, None, start) if name == "period" else raw
     if name == "period":
         if "year" in spec:
             y = parse_number(record.get(spec["year"]), "period year", markers=markers)
@@ -194,8 +201,8 @@ def _evaluate(name: str, spec, record: dict, markers, frequency: str | None):
                 text = f"{int(y):04d}-Q{int(q)}" if q is not None and q.is_integer() and y.is_integer() else None
             if text is None:
                 raise Rejected("unparseable_period", f"year/month/quarter of {spec}")
-            return parse_period(text, frequency)
-        return parse_period(record.get(spec["column"]), frequency, spec.get("format"))
+            return parse_period(text, frequency, None, start)
+        return parse_period(record.get(spec["column"]), frequency, spec.get("format"), start)
     if "join" in spec:
         parts = [_text(record.get(c)) for c in spec["join"]]
         return None if any(p is None for p in parts) else "|".join(parts)
@@ -239,7 +246,8 @@ def parse_record(record: dict, source: dict, kpis: dict[str, dict]) -> dict:
         out = {
             "kpi_id": kpi_id,
             "org_id": str(org) if org is not None else "ALL",
-            "period": _evaluate("period", columns["period"], record, markers, kpi["frequency"] if kpi else None),
+            "period": _evaluate("period", columns["period"], record, markers, kpi["frequency"] if kpi else None,
+                                year_start(kpi)),
         }
         for part in MEASURES:
             out[part] = _evaluate(part, columns.get(part), record, markers, None)

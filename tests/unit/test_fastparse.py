@@ -85,3 +85,16 @@ def test_no_target_values_mean_no_target_on_both_paths():
         _same(numbered, src)
         assert parse_batch(numbered, src, KPIS)[1]["target"] == expected
         assert [parse_record(rec, src, KPIS)["target"] for _, rec in numbered] == expected
+
+
+def test_fiscal_periods_are_read_in_the_kpis_own_year():
+    """`2019/20 Q1` is April-June 2019 for a KPI with the default (April) year, July-September
+    for one whose year starts in July -- on both paths, as status and explain label them."""
+    kpis = {**KPIS, "july_q": {"frequency": "quarterly", "aggregation": "mean", "fiscal_year_start_month": 7},
+            "fy_july": {"frequency": "fiscal_year", "aggregation": "sum", "fiscal_year_start_month": 7}}
+    source = {"id": "s", "columns": {"kpi_id": "k", "period": "p", "value": "v"}}
+    numbered = [(1, {"k": "q_kpi", "p": "2019/20 Q1", "v": "1"}), (2, {"k": "july_q", "p": "2019/20 Q1", "v": "2"}),
+                (3, {"k": "july_q", "p": "2019/20 Q3", "v": "3"}), (4, {"k": "fy_july", "p": "2019/20", "v": "4"})]
+    expected = [dt.date(2019, 4, 1), dt.date(2019, 7, 1), dt.date(2020, 1, 1), dt.date(2019, 7, 1)]
+    assert parse_batch(numbered, source, kpis)[1]["period"] == expected
+    assert [parse_record(rec, source, kpis)["period"] for _, rec in numbered] == expected
