@@ -200,7 +200,8 @@ def value_model(t: int, clean: list[float], idx: list[int], pos: dict[int, int],
 
 
 def kpi_value_findings(kpi_id: str, series: list[tuple[dt.date, float]], frequency: str,
-                       source_id: str | None = None, department_id: str | None = None) -> list[Finding]:
+                       source_id: str | None = None, department_id: str | None = None,
+                       fiscal_start_month: int = 1) -> list[Finding]:
     """Outliers and level shifts of one KPI's series [(period, value)], oldest first.
 
     Each period is compared with what its own history predicts (see `value_model`): robust z =
@@ -242,7 +243,7 @@ def kpi_value_findings(kpi_id: str, series: list[tuple[dt.date, float]], frequen
                 department_id, source_id, kpi_id, periods[t], values[t], expected,
                 expected - Z_OUTLIER * spread, expected + Z_OUTLIER * spread, round(z, 3), Z_OUTLIER,
                 model.method.replace("_", " ") + ", robust z",
-                f"{kpi_id} {_label(periods[t], frequency)}: {_num(values[t])} against an expected "
+                f"{kpi_id} {_label(periods[t], frequency, fiscal_start_month)}: {_num(values[t])} against an expected "
                 f"{_num(expected)} ({model.method.replace('_', ' ')} model; robust z {z:+.1f}, "
                 f"threshold ±{Z_OUTLIER:g})",
                 is_latest=(t == latest),
@@ -250,7 +251,7 @@ def kpi_value_findings(kpi_id: str, series: list[tuple[dt.date, float]], frequen
             clean[t] = expected
             excluded.add(t)
         shift = _level_shift(t, values, clean, periods, idx, pos, models, excluded, frequency, kpi_id,
-                             source_id, department_id, latest)
+                             source_id, department_id, latest, fiscal_start_month)
         if shift is not None:
             shifts.append(shift)
             first = t - SHIFT_WINDOW + 1
@@ -266,7 +267,7 @@ def kpi_value_findings(kpi_id: str, series: list[tuple[dt.date, float]], frequen
 
 
 def _level_shift(t, values, clean, periods, idx, pos, models, excluded, frequency, kpi_id, source_id,
-                 department_id, latest) -> Finding | None:
+                 department_id, latest, fiscal_start_month: int = 1) -> Finding | None:
     """Are the last SHIFT_WINDOW values all on the same side of the level projected from before
     them, each by more than Z_SHIFT spreads, after a step (the window's first value is itself
     more than Z_SHIFT spreads from its expected value)? First-difference model: the projection is the
@@ -303,7 +304,7 @@ def _level_shift(t, values, clean, periods, idx, pos, models, excluded, frequenc
         department_id, source_id, kpi_id, periods[first], level_before + shift, level_before,
         level_before - Z_SHIFT * spread, level_before + Z_SHIFT * spread,
         round(z, 3), Z_SHIFT, f"{SHIFT_WINDOW} consecutive values beyond the projected level",
-        f"{kpi_id}: level shift of {_num(shift, signed=True)} from {_label(periods[first], frequency)} "
+        f"{kpi_id}: level shift of {_num(shift, signed=True)} from {_label(periods[first], frequency, fiscal_start_month)} "
         f"({SHIFT_WINDOW} periods in a row {'above' if shift > 0 else 'below'} the level projected from "
         f"before them; median robust z {z:+.1f}, threshold ±{Z_SHIFT:g})",
         is_latest=(t == latest),
@@ -438,7 +439,7 @@ def load_inputs(con, as_of: dt.date | None = None) -> DriftInputs:
     """KPI values from marts.fct_kpi_progress, organisation counts from raw.observations."""
     if as_of is None:
         as_of = con.execute("select max(as_of) from catalog.settings").fetchone()[0]
-    kpis = {r["kpi_id"]: r for r in _rows(con, "select kpi_id, source_id, department_id, frequency from catalog.kpis")}
+    kpis = {r["kpi_id"]: r for r in _rows(con, "select kpi_id, source_id, department_id, frequency, fiscal_start_month from catalog.kpis")}
     sources = {r["source_id"]: r for r in _rows(
         con, "select source_id, department_id, cadence, lag_days from catalog.sources")}
     inputs = DriftInputs(as_of, kpis, sources)
@@ -457,7 +458,8 @@ def detect(inputs: DriftInputs) -> list[Finding]:
     out: list[Finding] = []
     for kpi_id, series in sorted(inputs.values.items()):
         k = inputs.kpis[kpi_id]
-        out += kpi_value_findings(kpi_id, series, k["frequency"], k["source_id"], k["department_id"])
+        out += kpi_value_findings(kpi_id, series, k["frequency"], k["source_id"], k["department_id"],
+                                  int(k.get("fiscal_start_month") or 1))
     for source_id, s in sorted(inputs.sources.items()):
         counts = inputs.org_counts.get(source_id, {})
         freq = {k: v["frequency"] for k, v in inputs.kpis.items() if v["source_id"] == source_id}
@@ -471,10 +473,12 @@ def detect(inputs: DriftInputs) -> list[Finding]:
     return out
 
 
-def _label(period: dt.date, frequency: str) -> str:
-    if frequency == "quarterly":
-        return f"{period.year}-Q{(period.month - 1) // 3 + 1}"
-    return period.strftime("%Y-%m")
+def _label(period: dt.date, frequency: str, fiscal_start_month: int = 1) -> str:
+    """The period as every other place writes it (kpimodel/periods.py): `2014/15 Q2` for a
+    quarterly KPI with an April year, `2014-Q3` for a calendar one, `2014-07` for a month."""
+    from kpimodel import periods as period_model
+
+    return period_model.label(period, frequency, fiscal_start_month)
 
 
 def _num(v: float | None, signed: bool = False) -> str:

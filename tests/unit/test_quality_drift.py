@@ -210,3 +210,16 @@ def test_data_trust_combines_dbt_trust_and_findings():
     trust, reason = final_trust("stale", "source s overdue", [outlier])
     assert trust == "stale" and reason.startswith("source s overdue; also kpi outlier")
     assert final_trust("failed_checks", "critical check failed", [])[0] == "failed_checks"
+
+
+def test_quarterly_findings_name_the_period_as_every_other_place_does():
+    """A quarterly KPI with an April year: the outlier reads `2030/31 Q2`, as in status and
+    explain; a calendar-year quarterly KPI keeps `2030-Q3`."""
+    values = trend(n=40, slope=0.2, noise=0.5)
+    values[30] += 20
+    quarters = [drift._add_months(dt.date(2023, 1, 1), 3 * i) for i in range(40)]
+    spike = quarters[30]  # 2030-07-01
+    [fiscal] = drift.kpi_value_findings("k", list(zip(quarters, values)), "quarterly", fiscal_start_month=4)
+    [calendar] = drift.kpi_value_findings("k", list(zip(quarters, values)), "quarterly")
+    assert fiscal.period == calendar.period == spike
+    assert "k 2030/31 Q2:" in fiscal.detail and "k 2030-Q3:" in calendar.detail
