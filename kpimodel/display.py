@@ -93,12 +93,14 @@ def figure(value: float | None, unit: str | None = None, against: Iterable[float
 
 
 def written_decimals(value: float) -> int:
-    """The decimals a given number was written with (3.15 -> 2, 80.0 -> 0), at most 4 (a
-    target computed as 33.3333333 is shown to four places, not to its last digit)."""
+    """The decimals a given number was written with (3.15 -> 2, 80.0 -> 0). A number with more
+    than 4 decimals was computed (an interpolated 3.1500000000000004, a third), not written:
+    it asks for none."""
     text = repr(float(value))
     if "e" in text or "n" in text:  # 1e-07, inf, nan
         return 0
-    return min(len(text.split(".")[1].rstrip("0")), 4)
+    places = len(text.split(".")[1].rstrip("0"))
+    return places if places <= 4 else 0
 
 
 def figures(value: float | None, others: Iterable[float | None], unit: str | None = None,

@@ -113,7 +113,7 @@ def test_status_table_and_json(council):
     assert "2014/15 Q2" in text and "2014-07" not in text and "2014-Q3" not in text
     assert "CS01 (cs01)" in text and "CS03 (cs03)" in text
     # 5. the precision targets were given: 2.84 against 3.15 (not 2.8 / 3.1 / 3.2)
-    assert "2.84" in text and "3.15 by" in text and "2.8 " not in text and "3.1 " not in text
+    assert "2.84" in text and "3.15 for" in text and "2.8 " not in text and "3.1 " not in text
     assert (cs01["target_value"], str(cs01["target_date"])) == (3.15, "2014-09-30") and cs01["decimals"] == 2
     assert "amber (within 10%" in text
     # 6. a quarterly forecast from 4 quarters; with 2 so far the reason is said

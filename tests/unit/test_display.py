@@ -98,7 +98,10 @@ def test_a_shown_figure_never_contradicts_its_band(lower, width, offset, toleran
 def test_targets_keep_the_precision_they_were_given():
     from kpimodel.display import figures, written_decimals
 
-    assert [written_decimals(v) for v in (3.15, 80.0, 57.8, 100 / 3, -5.0)] == [2, 0, 1, 4, 0]
+    assert [written_decimals(v) for v in (3.15, 80.0, 57.8, -5.0, 0.1234)] == [2, 0, 1, 0, 4]
+    # computed, not written: an interpolated 3.15 and a third ask for no decimals of their own
+    assert [written_decimals(v) for v in (0.1 + 0.2, 100 / 3)] == [0, 0]
+    assert figures(2.84, [1.58 + (3.15 - 1.58) * 1.0000000000000002, 3.15]) == ("2.84", ["3.15", "3.15"])
     assert figures(3.87, [3.15]) == ("3.87", ["3.15"])  # a profiled target delivered with the data
     assert figures(83.9, [80.0], "percent") == ("83.9%", ["80.0%"])  # the usual decimal, unchanged
     assert figures(4.0, [3.15], decimals=3) == ("4.000", ["3.150"])  # the KPI's own decimals win when more
