@@ -256,3 +256,21 @@
         else {{ kpiwatch.month_end(date_expr) }}
     end
 {%- endmacro %}
+
+
+{#- The start of the last whole period of `frequency_expr` that ended before the date `cutoff_expr`
+    (a KPI's due period, a source's expected period: cutoff = as_of - lag_days). One definition for
+    int_kpi_due and int_source_freshness. -#}
+{% macro last_period_ended_by(cutoff_expr, frequency_expr, fiscal_start_month_expr) -%}
+    case {{ frequency_expr }}
+        when 'weekly' then cast(date_trunc('week', {{ cutoff_expr }}) - interval '7 day' as date)
+        when 'quarterly' then cast(date_trunc('quarter', {{ cutoff_expr }}) - interval '3 month' as date)
+        when 'annual' then cast(date_trunc('year', {{ cutoff_expr }}) - interval '1 year' as date)
+        when 'fiscal_year' then cast(
+            date_trunc('year', {{ cutoff_expr }} - ({{ fiscal_start_month_expr }} - 1) * interval '1 month')
+            + ({{ fiscal_start_month_expr }} - 1) * interval '1 month'
+            - interval '1 year' as date
+        )
+        else cast(date_trunc('month', {{ cutoff_expr }}) - interval '1 month' as date)
+    end
+{%- endmacro %}

@@ -90,17 +90,7 @@ expected as (
         lag_days,
         as_of_date,
         fiscal_start_month,
-        case cadence
-            when 'weekly' then cast(date_trunc('week', cutoff) - interval '7 day' as date)
-            when 'quarterly' then cast(date_trunc('quarter', cutoff) - interval '3 month' as date)
-            when 'annual' then cast(date_trunc('year', cutoff) - interval '1 year' as date)
-            when 'fiscal_year' then cast(
-                date_trunc('year', cutoff - (fiscal_start_month - 1) * interval '1 month')
-                + (fiscal_start_month - 1) * interval '1 month'
-                - interval '1 year' as date
-            )
-            else cast(date_trunc('month', cutoff) - interval '1 month' as date)
-        end as expected_period
+        {{ kpiwatch.last_period_ended_by('cutoff', 'cadence', 'fiscal_start_month') }} as expected_period
     from cutoffs
 
 ),
